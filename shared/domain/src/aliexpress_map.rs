@@ -219,11 +219,10 @@ pub fn map_ae_order(
     let mut canceled_children = Vec::new();
     for (i, r) in reasons.iter().enumerate() {
         match r {
-            Some(AeEndReason::Canceled) => {
-                if status != Some(SupplierStatus::Canceled) {
-                    canceled_children.push(i);
-                }
+            Some(AeEndReason::Canceled) if status != Some(SupplierStatus::Canceled) => {
+                canceled_children.push(i)
             }
+            Some(AeEndReason::Canceled) => {}
             Some(AeEndReason::Other(raw)) => {
                 attention.push(SupplierAttention::UnknownEndReason { raw: raw.clone() })
             }

@@ -1,4 +1,10 @@
 //! Property tests of the status machine: whatever happens, in whatever order, an order's status
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 //! only moves forward except through a merchant action, and the derivation agrees with the table.
 
 use dropsync_domain::ops::{

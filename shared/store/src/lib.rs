@@ -1,1 +1,545 @@
-//! placeholder
+//! dropsync's DynamoDB store: one table, conditional writes that enforce the status machine.
+//!
+//! Every status change is one conditional write whose `ConditionExpression` names the allowed
+//! predecessor statuses (from the domain's transition table) and, for read-modify-write changes,
+//! the item's version. A write that loses comes back as [`StoreError::Conflict`] with what is
+//! stored now; [`Store::update_order`] re-decides from that and tries again.
+
+mod codec;
+mod error;
+mod shops;
+
+pub use codec::{SHARDS, order_pk, shard_of};
+pub use error::StoreError;
+pub use shops::{AeTokenRecord, ShopRecord};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure, Select};
+use codec::{
+    Item, ORDER_SK, decode_order, encode_order, history_attr, history_value, n, open_pk,
+    order_pk as pk_of, s, shopify_attrs, tab_pk, tab_sk,
+};
+use dropsync_domain::{Order, OrderStatus, ShopDomain, ShopifyFacts, UserAction};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// An order as stored, with the version its next write must name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOrder {
+    pub order: Order,
+    pub version: u64,
+}
+
+/// What applying a Shopify order event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShopifyApplied {
+    /// A new order was recorded.
+    Created(OrderStatus),
+    /// Newer facts were applied; the status is now this.
+    Updated(OrderStatus),
+    /// Not newer than what is stored (a duplicate or a stale retry): nothing was written.
+    Stale,
+}
+
+/// Which transition table a versioned write is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    Automatic,
+    User(UserAction),
+}
+
+/// A page of keys from an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Opaque; pass it back to get the next page. `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// How many times a read-modify-write re-decides after losing a race before giving up.
+const MAX_ATTEMPTS: u32 = 64;
+
+/// The DynamoDB store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn key(shop: &ShopDomain, id: u64) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), s(pk_of(shop, id))),
+            ("sk".to_owned(), s(ORDER_SK)),
+        ])
+    }
+
+    /// Reads one order (strongly consistent).
+    pub async fn get_order(
+        &self,
+        shop: &ShopDomain,
+        id: u64,
+    ) -> Result<Option<StoredOrder>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(shop, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(error::sdk)?;
+        out.item()
+            .map(|item| decode_order(item).map(|(order, version)| StoredOrder { order, version }))
+            .transpose()
+    }
+
+    /// Applies a Shopify order event with one conditional write and no read: the write's
+    /// condition drops it unless it is newer than what is stored. When the order already has
+    /// supplier-side state (or a status the Shopify facts alone cannot decide), the failed
+    /// condition returns the stored item and the event is merged into it with a versioned write.
+    pub async fn apply_shopify(
+        &self,
+        shop: &ShopDomain,
+        id: u64,
+        facts: ShopifyFacts,
+        cause: &str,
+        now_ms: i64,
+    ) -> Result<ShopifyApplied, StoreError> {
+        let fresh = Order::from_shopify(shop.clone(), id, facts.clone(), cause, now_ms);
+        let status = fresh.status;
+        let mut values: Item = HashMap::new();
+        let mut names: HashMap<String, String> = HashMap::new();
+        let mut sets: Vec<String> = Vec::new();
+        for (i, (attr, v)) in shopify_attrs(&facts)?.into_iter().enumerate() {
+            names.insert(format!("#a{i}"), attr.to_owned());
+            values.insert(format!(":a{i}"), v);
+            sets.push(format!("#a{i} = :a{i}"));
+        }
+        names.insert("#st".into(), "status".into());
+        names.insert("#h".into(), history_attr(status));
+        values.insert(":shop".into(), s(shop.as_str()));
+        values.insert(":id".into(), n(id));
+        values.insert(":st".into(), s(status.as_str()));
+        values.insert(":tab".into(), s(tab_pk(shop, status)));
+        values.insert(":tabsk".into(), s(tab_sk(facts.created_at_ms, id)));
+        values.insert(":h".into(), history_value(now_ms, cause, None)?);
+        values.insert(":zero".into(), n(0));
+        values.insert(":one".into(), n(1));
+        values.insert(":empty".into(), s("[]"));
+        values.insert(":u".into(), n(facts.updated_at_ms));
+        values.insert(":f".into(), AttributeValue::Bool(false));
+        sets.extend(
+            [
+                "shop = :shop",
+                "order_id = :id",
+                "needs_refetch = :f",
+                "#st = :st",
+                "gsi2pk = :tab",
+                "gsi2sk = :tabsk",
+                "#h = if_not_exists(#h, :h)",
+                "version = if_not_exists(version, :zero) + :one",
+                "so_count = if_not_exists(so_count, :zero)",
+                "supplier_orders = if_not_exists(supplier_orders, :empty)",
+            ]
+            .map(str::to_owned),
+        );
+        let preds = status.automatic_predecessors();
+        let mut in_list = Vec::new();
+        for (i, p) in preds.iter().enumerate() {
+            values.insert(format!(":p{i}"), s(p.as_str()));
+            in_list.push(format!(":p{i}"));
+        }
+        // Without supplier orders or a failed placement, the Shopify facts alone decide the
+        // status, so the write may set it blind — as long as the table allows the move.
+        let condition = format!(
+            "attribute_not_exists(pk) OR (updated_at < :u AND so_count = :zero AND attribute_not_exists(failed) AND #st IN ({}))",
+            in_list.join(", ")
+        );
+        let mut update = format!("SET {}", sets.join(", "));
+        if status == OrderStatus::Canceled {
+            update.push_str(" REMOVE gsi1pk, gsi1sk");
+        }
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(shop, id)))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld)
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                // UPDATED_OLD returns the old values of the attributes set: an existing order has a version.
+                let existed = out.attributes().is_some_and(|a| a.contains_key("version"));
+                Ok(if existed {
+                    ShopifyApplied::Updated(status)
+                } else {
+                    ShopifyApplied::Created(status)
+                })
+            }
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                let old = match se.into_err() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => c.item,
+                    _ => None,
+                };
+                let Some(old) = old else {
+                    return Err(StoreError::Other("condition failed with no item".into()));
+                };
+                let (stored, _) = decode_order(&old)?;
+                if stored.shopify.updated_at_ms >= facts.updated_at_ms {
+                    return Ok(ShopifyApplied::Stale);
+                }
+                self.merge_shopify(shop, id, facts, cause, now_ms).await
+            }
+            Err(e) => Err(error::sdk(e)),
+        }
+    }
+
+    async fn merge_shopify(
+        &self,
+        shop: &ShopDomain,
+        id: u64,
+        facts: ShopifyFacts,
+        cause: &str,
+        now_ms: i64,
+    ) -> Result<ShopifyApplied, StoreError> {
+        let mut applied = false;
+        let out = self
+            .update_order(shop, id, |order| {
+                applied = order.apply_shopify(facts.clone());
+                if applied {
+                    order.recompute_status(cause, now_ms);
+                }
+                applied
+            })
+            .await?;
+        match out {
+            Some(stored) if applied => Ok(ShopifyApplied::Updated(stored.order.status)),
+            _ => Ok(ShopifyApplied::Stale),
+        }
+    }
+
+    /// Writes a whole order, conditional on the version read (or on absence for a new order)
+    /// and on the stored status being an allowed predecessor of the new one. The condition is
+    /// DynamoDB's, not Rust's: a wrong caller cannot store an invalid transition.
+    pub async fn put_order(
+        &self,
+        order: &Order,
+        expected_version: Option<u64>,
+        kind: WriteKind,
+    ) -> Result<StoredOrder, StoreError> {
+        let version = expected_version.map_or(1, |v| v + 1);
+        let item = encode_order(order, version)?;
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match expected_version {
+            None => {
+                req = req.condition_expression("attribute_not_exists(pk)");
+            }
+            Some(v) => {
+                let preds: Vec<OrderStatus> = match kind {
+                    WriteKind::Automatic => order.status.automatic_predecessors(),
+                    // A merchant action may only land on its own target; anything else is
+                    // checked against the automatic table.
+                    WriteKind::User(action) if order.status == action.target() => {
+                        let mut p = action.predecessors().to_vec();
+                        p.push(action.target());
+                        p
+                    }
+                    WriteKind::User(_) => order.status.automatic_predecessors(),
+                };
+                let mut in_list = Vec::new();
+                for (i, p) in preds.iter().enumerate() {
+                    req = req.expression_attribute_values(format!(":p{i}"), s(p.as_str()));
+                    in_list.push(format!(":p{i}"));
+                }
+                req = req
+                    .condition_expression(format!(
+                        "version = :v AND #st IN ({})",
+                        in_list.join(", ")
+                    ))
+                    .expression_attribute_names("#st", "status")
+                    .expression_attribute_values(":v", n(v));
+            }
+        }
+        match req.send().await {
+            Ok(_) => Ok(StoredOrder {
+                order: order.clone(),
+                version,
+            }),
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(se))
+                if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                let current = match se.into_err() {
+                    PutItemError::ConditionalCheckFailedException(c) => c
+                        .item
+                        .map(|item| {
+                            decode_order(&item)
+                                .map(|(order, version)| StoredOrder { order, version })
+                        })
+                        .transpose()?,
+                    _ => None,
+                };
+                Err(StoreError::Conflict(Box::new(current)))
+            }
+            Err(e) => Err(error::sdk(e)),
+        }
+    }
+
+    /// Read-modify-write: reads the order, lets `decide` change it (returning whether it
+    /// changed anything), and writes it back conditionally. On a lost race it re-decides from
+    /// what is stored now, so no update is lost or applied twice. Returns the stored order
+    /// (after the write, or as read when `decide` changed nothing); `None` if there is no order.
+    pub async fn update_order<F>(
+        &self,
+        shop: &ShopDomain,
+        id: u64,
+        mut decide: F,
+    ) -> Result<Option<StoredOrder>, StoreError>
+    where
+        F: FnMut(&mut Order) -> bool,
+    {
+        let mut current = self.get_order(shop, id).await?;
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some(stored) = current else {
+                return Ok(None);
+            };
+            let mut next = stored.order.clone();
+            if !decide(&mut next) {
+                return Ok(Some(stored));
+            }
+            let kind = match next.history.get(stored.order.history.len()..) {
+                Some(added) => added
+                    .iter()
+                    .rev()
+                    .find_map(|h| h.user_action)
+                    .map_or(WriteKind::Automatic, WriteKind::User),
+                None => WriteKind::Automatic,
+            };
+            match self.put_order(&next, Some(stored.version), kind).await {
+                Ok(written) => return Ok(Some(written)),
+                Err(StoreError::Conflict(now)) => {
+                    current = match *now {
+                        Some(now) => Some(now),
+                        None => self.get_order(shop, id).await?,
+                    };
+                    if attempt > 2 {
+                        // Many writers on one order: spread the retries out a little.
+                        let ms = fastrand::u64(1..=(u64::from(attempt).min(20) * 5));
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "too much contention on one order".to_owned(),
+        ))
+    }
+
+    /// Records an order whose event arrived without a body (an oversized EventBridge event):
+    /// it is kept as needing a re-fetch. Creates the item only if it does not exist.
+    pub async fn mark_needs_refetch(&self, shop: &ShopDomain, id: u64) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(shop, id)))
+            .update_expression("SET needs_refetch = :t, shop = :shop, order_id = :id")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":shop", s(shop.as_str()))
+            .expression_attribute_values(":id", n(id))
+            .send()
+            .await;
+        res.map(|_| ()).map_err(error::sdk)
+    }
+
+    /// Orders in one tab, newest first.
+    pub async fn list_by_status(
+        &self,
+        shop: &ShopDomain,
+        status: OrderStatus,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> Result<Page<StoredOrder>, StoreError> {
+        let start = cursor.map(decode_cursor).transpose()?;
+        // A cursor from another tab or shop is refused, not handed to DynamoDB.
+        if let Some(start) = &start
+            && start.get("gsi2pk") != Some(&s(tab_pk(shop, status)))
+        {
+            return Err(StoreError::InvalidCursor);
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi2")
+            .key_condition_expression("gsi2pk = :p")
+            .expression_attribute_values(":p", s(tab_pk(shop, status)))
+            .scan_index_forward(false)
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(error::sdk)?;
+        let items = out
+            .items()
+            .iter()
+            .map(|item| decode_order(item).map(|(order, version)| StoredOrder { order, version }))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page {
+            items,
+            next: out.last_evaluated_key().map(encode_cursor).transpose()?,
+        })
+    }
+
+    /// How many orders each tab holds.
+    pub async fn count_by_status(
+        &self,
+        shop: &ShopDomain,
+    ) -> Result<Vec<(OrderStatus, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for status in OrderStatus::ALL {
+            let mut total = 0u64;
+            let mut start = None;
+            loop {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name("gsi2")
+                    .key_condition_expression("gsi2pk = :p")
+                    .expression_attribute_values(":p", s(tab_pk(shop, status)))
+                    .select(Select::Count)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(error::sdk)?;
+                total += u64::try_from(page.count()).unwrap_or(0);
+                start = page.last_evaluated_key().cloned();
+                if start.is_none() {
+                    break;
+                }
+            }
+            out.push((status, total));
+        }
+        Ok(out)
+    }
+
+    /// One page of the open-supplier-order index for one shard: `(shop, order id)` keys.
+    pub async fn open_orders_page(
+        &self,
+        shard: u32,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> Result<Page<(ShopDomain, u64)>, StoreError> {
+        let start = cursor.map(decode_cursor).transpose()?;
+        if let Some(start) = &start
+            && start.get("gsi1pk") != Some(&s(open_pk(shard)))
+        {
+            return Err(StoreError::InvalidCursor);
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :p")
+            .expression_attribute_values(":p", s(open_pk(shard)))
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(error::sdk)?;
+        let mut items = Vec::new();
+        for item in out.items() {
+            let shop = match item.get("shop") {
+                Some(AttributeValue::S(v)) => ShopDomain::parse(v).ok(),
+                _ => None,
+            };
+            let id: Option<u64> = codec::get_n(item, "order_id").ok();
+            if let (Some(shop), Some(id)) = (shop, id) {
+                items.push((shop, id));
+            }
+        }
+        Ok(Page {
+            items,
+            next: out.last_evaluated_key().map(encode_cursor).transpose()?,
+        })
+    }
+}
+
+/// Cursors are the index's last key, as JSON of its string attributes, hex-encoded: opaque to
+/// clients, and checked on the way back in.
+fn encode_cursor(key: &Item) -> Result<String, StoreError> {
+    let mut m = std::collections::BTreeMap::new();
+    for (k, v) in key {
+        match v {
+            AttributeValue::S(x) => {
+                m.insert(k.clone(), x.clone());
+            }
+            _ => return Err(StoreError::Other("non-string key".into())),
+        }
+    }
+    let raw = serde_json::to_vec(&m).map_err(|e| StoreError::Other(e.to_string()))?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn decode_cursor(raw: &str) -> Result<Item, StoreError> {
+    let bad = || StoreError::InvalidCursor;
+    if !raw.len().is_multiple_of(2) || raw.len() > 4096 {
+        return Err(bad());
+    }
+    let bytes = (0..raw.len())
+        .step_by(2)
+        .map(|i| {
+            raw.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    let m: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    const ALLOWED: &[&str] = &["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"];
+    if m.keys().any(|k| !ALLOWED.contains(&k.as_str())) {
+        return Err(bad());
+    }
+    Ok(m.into_iter().map(|(k, v)| (k, s(v))).collect())
+}
+
+/// Whether a client-supplied cursor is well formed (for a 400 before touching the table).
+pub fn cursor_is_valid(raw: &str) -> bool {
+    decode_cursor(raw).is_ok()
+}

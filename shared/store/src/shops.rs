@@ -1,0 +1,274 @@
+//! Per-shop items (settings, active flag, AliExpress link state), webhook delivery dedupe for
+//! topics without an `updated_at`, and the AliExpress tokens dropsync refreshes itself.
+
+use crate::Store;
+use crate::codec::{Item, SHARDS, get_n, n, s, shop_pk, tab_pk};
+use crate::error::{self, StoreError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use dropsync_domain::{OrderStatus, ShopDomain, ShopSettings};
+use std::collections::HashMap;
+
+const SHOP_SK: &str = "SHOP";
+
+/// What dropsync keeps about a shop.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ShopRecord {
+    /// False after `app/uninstalled`: the shop's orders are no longer polled or pushed.
+    pub active: bool,
+    pub settings: ShopSettings,
+    /// AliExpress said the shop's token is no longer valid: the merchant must re-authorize.
+    pub aliexpress_reauth_needed: bool,
+}
+
+/// The AliExpress tokens of one app key, as dropsync last refreshed them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AeTokenRecord {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// ms epoch.
+    pub expire_time_ms: i64,
+    pub refresh_expire_time_ms: Option<i64>,
+}
+
+fn shop_key(shop: &ShopDomain) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), s(shop_pk(shop))),
+        ("sk".to_owned(), s(SHOP_SK)),
+    ])
+}
+
+impl Store {
+    /// The shop's record; a shop never seen is active with default settings.
+    pub async fn get_shop(&self, shop: &ShopDomain) -> Result<ShopRecord, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(shop_key(shop)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(error::sdk)?;
+        let Some(item) = out.item() else {
+            return Ok(ShopRecord {
+                active: true,
+                ..ShopRecord::default()
+            });
+        };
+        let settings = match item.get("settings") {
+            Some(AttributeValue::S(raw)) => serde_json::from_str(raw)
+                .map_err(|e| StoreError::Corrupt(format!("settings: {e}")))?,
+            _ => ShopSettings::default(),
+        };
+        Ok(ShopRecord {
+            active: !matches!(item.get("active"), Some(AttributeValue::Bool(false))),
+            settings,
+            aliexpress_reauth_needed: matches!(
+                item.get("ae_reauth"),
+                Some(AttributeValue::Bool(true))
+            ),
+        })
+    }
+
+    async fn set_shop_attr(
+        &self,
+        shop: &ShopDomain,
+        attr: &str,
+        v: AttributeValue,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(shop_key(shop)))
+            .update_expression("SET #a = :v, shop = :shop")
+            .expression_attribute_names("#a", attr)
+            .expression_attribute_values(":v", v)
+            .expression_attribute_values(":shop", s(shop.as_str()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(error::sdk)
+    }
+
+    pub async fn put_settings(
+        &self,
+        shop: &ShopDomain,
+        settings: &ShopSettings,
+    ) -> Result<(), StoreError> {
+        let raw = serde_json::to_string(settings).map_err(|e| StoreError::Other(e.to_string()))?;
+        self.set_shop_attr(shop, "settings", s(raw)).await
+    }
+
+    pub async fn set_active(&self, shop: &ShopDomain, active: bool) -> Result<(), StoreError> {
+        self.set_shop_attr(shop, "active", AttributeValue::Bool(active))
+            .await
+    }
+
+    pub async fn set_aliexpress_reauth(
+        &self,
+        shop: &ShopDomain,
+        needed: bool,
+    ) -> Result<(), StoreError> {
+        self.set_shop_attr(shop, "ae_reauth", AttributeValue::Bool(needed))
+            .await
+    }
+
+    /// Records a delivery id (for topics with no `updated_at` to order by). Returns false when
+    /// it was seen before. The item expires after `ttl_secs` (longer than Shopify's 4 h retries).
+    pub async fn record_delivery(
+        &self,
+        shop: &ShopDomain,
+        webhook_id: &str,
+        now_ms: i64,
+        ttl_secs: i64,
+    ) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("{}#WEBHOOK#{webhook_id}", shop_pk(shop))))
+            .item("sk", s("WEBHOOK"))
+            .item("expires_at", n(now_ms / 1000 + ttl_secs))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(se))
+                if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(error::sdk(e)),
+        }
+    }
+
+    /// Deletes everything dropsync holds about a shop (`shop/redact`): its orders, in every
+    /// tab, and its record. Returns how many orders were deleted.
+    pub async fn delete_shop_data(&self, shop: &ShopDomain) -> Result<u64, StoreError> {
+        let mut deleted = 0u64;
+        for status in OrderStatus::ALL {
+            loop {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name("gsi2")
+                    .key_condition_expression("gsi2pk = :p")
+                    .expression_attribute_values(":p", s(tab_pk(shop, status)))
+                    .projection_expression("pk, sk")
+                    .limit(25)
+                    .send()
+                    .await
+                    .map_err(error::sdk)?;
+                if page.items().is_empty() {
+                    break;
+                }
+                let mut requests = Vec::new();
+                for item in page.items() {
+                    let key: Item = item
+                        .iter()
+                        .filter(|(k, _)| k.as_str() == "pk" || k.as_str() == "sk")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    let del = DeleteRequest::builder()
+                        .set_key(Some(key))
+                        .build()
+                        .map_err(|e| StoreError::Other(e.to_string()))?;
+                    requests.push(WriteRequest::builder().delete_request(del).build());
+                }
+                deleted += requests.len() as u64;
+                let mut pending = Some(HashMap::from([(self.table.clone(), requests)]));
+                while let Some(req) = pending.take().filter(|r| !r.is_empty()) {
+                    let out = self
+                        .client
+                        .batch_write_item()
+                        .set_request_items(Some(req))
+                        .send()
+                        .await
+                        .map_err(error::sdk)?;
+                    pending = out.unprocessed_items().cloned();
+                }
+            }
+        }
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(shop_key(shop)))
+            .send()
+            .await
+            .map_err(error::sdk)?;
+        Ok(deleted)
+    }
+
+    /// The AliExpress tokens dropsync stored for an app key, if it ever refreshed them.
+    pub async fn get_ae_tokens(&self, app_key: &str) -> Result<Option<AeTokenRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("AE#{app_key}")))
+            .key("sk", s("TOKEN"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(error::sdk)?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let get = |k: &str| match item.get(k) {
+            Some(AttributeValue::S(v)) => Ok(v.clone()),
+            _ => Err(StoreError::Corrupt(format!("token {k}"))),
+        };
+        Ok(Some(AeTokenRecord {
+            access_token: get("access_token")?,
+            refresh_token: get("refresh_token")?,
+            expire_time_ms: get_n(item, "expire_time")?,
+            refresh_expire_time_ms: get_n(item, "refresh_expire_time").ok(),
+        }))
+    }
+
+    /// Stores refreshed tokens, both at once, unless another invocation already replaced the
+    /// refresh token this refresh started from (then its tokens win and are returned as a
+    /// conflict-free `false`).
+    pub async fn put_ae_tokens(
+        &self,
+        app_key: &str,
+        previous_refresh_token: Option<&str>,
+        tokens: &AeTokenRecord,
+    ) -> Result<bool, StoreError> {
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("AE#{app_key}")))
+            .item("sk", s("TOKEN"))
+            .item("access_token", s(tokens.access_token.clone()))
+            .item("refresh_token", s(tokens.refresh_token.clone()))
+            .item("expire_time", n(tokens.expire_time_ms));
+        if let Some(r) = tokens.refresh_expire_time_ms {
+            req = req.item("refresh_expire_time", n(r));
+        }
+        req = match previous_refresh_token {
+            Some(prev) => req
+                .condition_expression("attribute_not_exists(pk) OR refresh_token = :prev")
+                .expression_attribute_values(":prev", s(prev)),
+            None => req.condition_expression("attribute_not_exists(pk)"),
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(se))
+                if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(error::sdk(e)),
+        }
+    }
+
+    /// Number of shards of the open index (for pollers that split the work).
+    pub fn open_shards(&self) -> u32 {
+        SHARDS
+    }
+}

@@ -1,0 +1,140 @@
+"""Starts the services dropsync's tests and local runs need, runs a command, stops them.
+
+    python tests/tools/services.py [--no-sandboxes] -- COMMAND ARGS...
+
+Starts moto (DynamoDB + SQS) on a free loopback port and, unless told otherwise, the sandbox
+Shopify and AliExpress; exports where they are; runs COMMAND; and stops everything it started
+(by PID) whatever the command's outcome. A service that does not come up is a loud failure.
+"""
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, proc, what, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"services: {what} exited with {proc.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit(f"services: {what} did not answer {url} within {timeout}s")
+
+
+def wait_ready_file(path, proc, what, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"services: {what} exited with {proc.returncode} before it was ready")
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            with open(path) as f:
+                return f.read().strip()
+        time.sleep(0.1)
+    raise SystemExit(f"services: {what} was not ready within {timeout}s")
+
+
+class Services:
+    def __init__(self, logdir):
+        self.procs = []
+        self.logdir = logdir
+
+    def spawn(self, name, argv, env=None):
+        log = open(os.path.join(self.logdir, f"{name}.log"), "wb")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                                start_new_session=True)
+        self.procs.append((name, proc))
+        return proc
+
+    def stop(self):
+        for _, proc in reversed(self.procs):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for _, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def start(services, sandboxes=True):
+    env = {}
+    port = free_port()
+    moto = services.spawn("moto", [os.path.join(VENV_BIN, "moto_server"), "-H", "127.0.0.1", "-p", str(port)])
+    endpoint = f"http://127.0.0.1:{port}"
+    wait_http(f"{endpoint}/moto-api/", moto, "moto_server")
+    env.update({
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    })
+    infra = os.path.join(services.logdir, "infra.json")
+    with open(infra, "w") as f:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import infra as infra_mod  # noqa: E402 (the venv's yaml is needed, so import late)
+        json.dump(infra_mod.extract(os.path.join(ROOT, "template.yaml")), f)
+    env["DROPSYNC_INFRA"] = infra
+    if sandboxes:
+        py = os.path.join(VENV_BIN, "python")
+        penv = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "tests", "sandbox"))
+        for name, var in (("shopify", "DROPSYNC_SHOPIFY_SANDBOX"), ("aliexpress", "DROPSYNC_ALIEXPRESS_SANDBOX")):
+            ready = os.path.join(services.logdir, f"{name}.ready")
+            proc = services.spawn(name, [py, "-m", f"dropsync_sandbox.{name}", "--host", "127.0.0.1",
+                                         "--port", "0", "--ready-file", ready], env=penv)
+            env[var] = wait_ready_file(ready, proc, f"sandbox {name}")
+    return env
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--no-sandboxes", action="store_true")
+    ap.add_argument("command", nargs=argparse.REMAINDER)
+    args = ap.parse_args()
+    cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not cmd:
+        ap.error("no command given")
+    logdir = tempfile.mkdtemp(prefix="dropsync-services-")
+    services = Services(logdir)
+    code = 1
+    try:
+        env = start(services, sandboxes=not args.no_sandboxes)
+        print(f"services: up ({', '.join(f'{k}={v}' for k, v in env.items() if 'SECRET' not in k)}); logs in {logdir}",
+              flush=True)
+        child = subprocess.Popen(cmd, env=dict(os.environ, **env), cwd=os.getcwd())
+
+        def forward(signum, _frame):
+            child.send_signal(signum)
+        signal.signal(signal.SIGINT, forward)
+        signal.signal(signal.SIGTERM, forward)
+        code = child.wait()
+    finally:
+        services.stop()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
