@@ -79,7 +79,10 @@ class Services:
                 proc.wait()
 
 
-def start(services, sandboxes=True):
+ALL_SANDBOXES = ("shopify", "aliexpress")
+
+
+def start(services, sandboxes=ALL_SANDBOXES):
     env = {}
     port = free_port()
     moto = services.spawn("moto", [os.path.join(VENV_BIN, "moto_server"), "-H", "127.0.0.1", "-p", str(port)])
@@ -101,7 +104,8 @@ def start(services, sandboxes=True):
     if sandboxes:
         py = os.path.join(VENV_BIN, "python")
         penv = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "tests", "sandbox"))
-        for name, var in (("shopify", "DROPSYNC_SHOPIFY_SANDBOX"), ("aliexpress", "DROPSYNC_ALIEXPRESS_SANDBOX")):
+        for name in sandboxes:
+            var = f"DROPSYNC_{name.upper()}_SANDBOX"
             ready = os.path.join(services.logdir, f"{name}.ready")
             proc = services.spawn(name, [py, "-m", f"dropsync_sandbox.{name}", "--host", "127.0.0.1",
                                          "--port", "0", "--ready-file", ready], env=penv)
@@ -112,6 +116,8 @@ def start(services, sandboxes=True):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-sandboxes", action="store_true")
+    ap.add_argument("--sandboxes", default=",".join(ALL_SANDBOXES),
+                    help="comma-separated sandboxes to start (default: all)")
     ap.add_argument("command", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -121,7 +127,11 @@ def main():
     services = Services(logdir)
     code = 1
     try:
-        env = start(services, sandboxes=not args.no_sandboxes)
+        wanted = () if args.no_sandboxes else tuple(x for x in args.sandboxes.split(",") if x)
+        unknown = set(wanted) - set(ALL_SANDBOXES)
+        if unknown:
+            ap.error(f"unknown sandboxes: {sorted(unknown)}")
+        env = start(services, sandboxes=wanted)
         print(f"services: up ({', '.join(f'{k}={v}' for k, v in env.items() if 'SECRET' not in k)}); logs in {logdir}",
               flush=True)
         child = subprocess.Popen(cmd, env=dict(os.environ, **env), cwd=os.getcwd())

@@ -1,0 +1,1 @@
+//! AliExpress IOP client.
