@@ -18,7 +18,7 @@ $(VENV)/.installed: tests/requirements.txt
 # The whole test suite: starts the emulator and the sandboxes on free loopback ports, runs the
 # Rust tests against them, stops them; then the sandboxes' own tests.
 test: venv
-	$(SERVICES) -- cargo test --workspace --locked
+	$(SERVICES) -- cargo test --workspace --locked --no-fail-fast
 	PYTHONPATH=tests/sandbox:tests/tools $(PY) -m pytest -q -p no:cacheprovider tests/sandbox/tests tests/tools
 
 lint:

@@ -91,6 +91,19 @@ impl Store {
         ])
     }
 
+    /// Whether the table answers (one small read).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s("HEALTH"))
+            .key("sk", s("HEALTH"))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(error::sdk)
+    }
+
     /// Reads one order (strongly consistent).
     pub async fn get_order(
         &self,
@@ -465,24 +478,48 @@ impl Store {
         cursor: Option<&str>,
         limit: i32,
     ) -> Result<Page<(ShopDomain, u64)>, StoreError> {
+        self.open_page(shard, None, cursor, limit).await
+    }
+
+    /// Like [`Store::open_orders_page`], for one shop only (a manual sync of the shop).
+    pub async fn open_orders_page_for_shop(
+        &self,
+        shard: u32,
+        shop: &ShopDomain,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> Result<Page<(ShopDomain, u64)>, StoreError> {
+        self.open_page(shard, Some(shop), cursor, limit).await
+    }
+
+    async fn open_page(
+        &self,
+        shard: u32,
+        shop: Option<&ShopDomain>,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> Result<Page<(ShopDomain, u64)>, StoreError> {
         let start = cursor.map(decode_cursor).transpose()?;
         if let Some(start) = &start
             && start.get("gsi1pk") != Some(&s(open_pk(shard)))
         {
             return Err(StoreError::InvalidCursor);
         }
-        let out = self
+        let mut req = self
             .client
             .query()
             .table_name(&self.table)
             .index_name("gsi1")
-            .key_condition_expression("gsi1pk = :p")
             .expression_attribute_values(":p", s(open_pk(shard)))
             .limit(limit)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(error::sdk)?;
+            .set_exclusive_start_key(start);
+        req = match shop {
+            Some(shop) => req
+                .key_condition_expression("gsi1pk = :p AND begins_with(gsi1sk, :shop)")
+                .expression_attribute_values(":shop", s(format!("{shop}#"))),
+            None => req.key_condition_expression("gsi1pk = :p"),
+        };
+        let out = req.send().await.map_err(error::sdk)?;
         let mut items = Vec::new();
         for item in out.items() {
             let shop = match item.get("shop") {

@@ -1,0 +1,91 @@
+//! The AliExpress poller: fired by the EventBridge schedule (twice a day at fixed hours), or by a
+//! continuation message on its own queue when the previous invocation ran out of time.
+//!
+//! Continuation through a queue rather than the Lambda API: the SQS send is a permission and a
+//! client the stack has anyway, the message survives a crash of the next invocation (redrive),
+//! and no function may invoke itself in a loop by accident.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use dropsync_aliexpress::AliExpressApi;
+use dropsync_app::queue::TrackingQueue;
+use dropsync_app::sync::{PollCursor, PollReport, SyncService};
+use serde_json::Value;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::{info, warn};
+
+/// What started this invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// The schedule (or a hand-made invocation with `{}`): start from the beginning.
+    Schedule,
+    /// A continuation: go on from here.
+    Continue(PollCursor),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    #[error("unrecognised event: {0}")]
+    Unrecognised(String),
+}
+
+/// Reads the event: an EventBridge scheduled event, an SQS batch of continuation cursors, or
+/// `{}` (a manual run).
+pub fn trigger(event: &Value) -> Result<Vec<Trigger>, TriggerError> {
+    if event.get("Records").is_some() {
+        let sqs: SqsEvent = serde_json::from_value(event.clone())
+            .map_err(|e| TriggerError::Unrecognised(e.to_string()))?;
+        let mut out = Vec::new();
+        for rec in sqs.records {
+            let body = rec.body.unwrap_or_default();
+            match serde_json::from_str::<PollCursor>(&body) {
+                Ok(c) => out.push(Trigger::Continue(c)),
+                Err(e) => warn!(error = %e, "malformed continuation dropped"),
+            }
+        }
+        return Ok(out);
+    }
+    match event.get("detail-type").and_then(Value::as_str) {
+        Some("Scheduled Event") => Ok(vec![Trigger::Schedule]),
+        Some(other) => Err(TriggerError::Unrecognised(format!("detail-type {other}"))),
+        None if event.as_object().is_some_and(|o| o.is_empty()) => Ok(vec![Trigger::Schedule]),
+        None => Err(TriggerError::Unrecognised(
+            "not a schedule or continuation".into(),
+        )),
+    }
+}
+
+/// Sends the cursor where the next invocation continues.
+pub trait Continuation: Send + Sync {
+    fn continue_from(&self, cursor: &PollCursor)
+    -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Runs the poll for each trigger until `deadline`, handing what is left to a continuation.
+pub async fn run<A, Q, C>(
+    svc: &Arc<SyncService<A, Q>>,
+    continuation: &C,
+    triggers: Vec<Trigger>,
+    deadline: Instant,
+) -> Result<Vec<PollReport>, String>
+where
+    A: AliExpressApi + 'static,
+    Q: TrackingQueue + 'static,
+    C: Continuation,
+{
+    let mut reports = Vec::new();
+    for t in triggers {
+        let from = match t {
+            Trigger::Schedule => None,
+            Trigger::Continue(c) => Some(c),
+        };
+        let report = svc.poll(from, deadline).await.map_err(|e| e.to_string())?;
+        if let Some(c) = &report.continue_from {
+            continuation.continue_from(c).await?;
+            info!(shard = c.shard, "continuation sent");
+        }
+        reports.push(report);
+    }
+    Ok(reports)
+}

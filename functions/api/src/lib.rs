@@ -1,0 +1,538 @@
+//! The merchant API (API Gateway HTTP API): orders by tab, order detail, linking an AliExpress
+//! order, manual sync of an order or a shop, settings, and `GET /health`.
+//!
+//! The router parses the raw path itself (rather than relying on API Gateway's path
+//! parameters), so the same handler serves a `{proxy+}` route on AWS and the local stack.
+//! Errors become JSON `{"error": ...}` answers in one place ([`ApiError::response`]); a 5xx
+//! never carries internals.
+
+pub mod view;
+
+use dropsync_aliexpress::AliExpressApi;
+use dropsync_app::credentials::Access;
+use dropsync_app::queue::TrackingQueue;
+use dropsync_app::sync::{SyncError, SyncService};
+use dropsync_app::{Credentials, now_ms};
+use dropsync_domain::ops::{LinkError, link_supplier_order};
+use dropsync_domain::{ItemLink, OrderStatus, ShopDomain, ShopSettings};
+use dropsync_store::{Store, StoreError};
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tracing::{info, warn};
+
+/// Largest request body the API accepts (its JSON documents are small).
+pub const MAX_BODY: usize = 64 * 1024;
+const DEFAULT_PAGE: i32 = 50;
+const MAX_PAGE: i32 = 250;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("this token may not access this shop")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body too large")]
+    TooLarge,
+    #[error("temporarily unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn response(&self) -> Response<Body> {
+        let mut res = json_response(self.status(), &json!({"error": self.to_string()}));
+        if let ApiError::MethodNotAllowed(allow) = self {
+            res.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if let ApiError::Unauthorized = self {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::InvalidCursor => ApiError::BadRequest("invalid cursor".into()),
+            StoreError::NotFound => ApiError::NotFound,
+            e if e.is_retryable() => {
+                warn!(error = %e, "store unavailable");
+                ApiError::Unavailable
+            }
+            e => {
+                warn!(error = %e, "store error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl From<SyncError> for ApiError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::NotFound => ApiError::NotFound,
+            SyncError::Store(s) => s.into(),
+            SyncError::Ae(a) => {
+                warn!(error = %a, "AliExpress unavailable for a manual sync");
+                ApiError::Unavailable
+            }
+        }
+    }
+}
+
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut res = Response::new(Body::Text(body.to_string()));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// The routes the API serves, as (method, path template). Kept in step with `openapi.yaml` by a
+/// test.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/shops/{shop}/orders"),
+    ("GET", "/shops/{shop}/orders/{order_id}"),
+    ("PUT", "/shops/{shop}/orders/{order_id}/supplier-orders"),
+    ("POST", "/shops/{shop}/orders/{order_id}/sync"),
+    ("POST", "/shops/{shop}/sync"),
+    ("GET", "/shops/{shop}/settings"),
+    ("PUT", "/shops/{shop}/settings"),
+];
+
+/// A matched route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    Health,
+    Orders(ShopDomain),
+    Order(ShopDomain, u64),
+    Link(ShopDomain, u64),
+    SyncOrder(ShopDomain, u64),
+    SyncShop(ShopDomain),
+    Settings(ShopDomain),
+}
+
+fn parse_shop(seg: &str) -> Result<ShopDomain, ApiError> {
+    ShopDomain::parse(seg).map_err(|_| ApiError::BadRequest("invalid shop domain".into()))
+}
+
+fn parse_order_id(seg: &str) -> Result<u64, ApiError> {
+    if seg.is_empty() || seg.len() > 20 || !seg.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::BadRequest("invalid order id".into()));
+    }
+    seg.parse()
+        .map_err(|_| ApiError::BadRequest("invalid order id".into()))
+}
+
+/// Matches path and method. Unknown paths are 404, known paths with another method 405.
+fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    let segs: Vec<&str> = path.split('/').skip(1).collect();
+    let allow = |ok: bool, allow: &'static str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::MethodNotAllowed(allow))
+        }
+    };
+    match segs.as_slice() {
+        ["health"] => allow(method == Method::GET, "GET").map(|_| Route::Health),
+        ["shops", shop, "orders"] => {
+            allow(method == Method::GET, "GET")?;
+            Ok(Route::Orders(parse_shop(shop)?))
+        }
+        ["shops", shop, "orders", id] => {
+            allow(method == Method::GET, "GET")?;
+            Ok(Route::Order(parse_shop(shop)?, parse_order_id(id)?))
+        }
+        ["shops", shop, "orders", id, "supplier-orders"] => {
+            allow(method == Method::PUT, "PUT")?;
+            Ok(Route::Link(parse_shop(shop)?, parse_order_id(id)?))
+        }
+        ["shops", shop, "orders", id, "sync"] => {
+            allow(method == Method::POST, "POST")?;
+            Ok(Route::SyncOrder(parse_shop(shop)?, parse_order_id(id)?))
+        }
+        ["shops", shop, "sync"] => {
+            allow(method == Method::POST, "POST")?;
+            Ok(Route::SyncShop(parse_shop(shop)?))
+        }
+        ["shops", shop, "settings"] => {
+            allow(method == Method::GET || method == Method::PUT, "GET, PUT")?;
+            Ok(Route::Settings(parse_shop(shop)?))
+        }
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// An id given as a JSON string or number.
+#[derive(Debug, Clone, Copy)]
+struct Id(u64);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Id(n)),
+            Raw::S(s)
+                if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                s.parse()
+                    .map(Id)
+                    .map_err(|_| serde::de::Error::custom("id out of range"))
+            }
+            Raw::S(_) => Err(serde::de::Error::custom("ids are digit strings or numbers")),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkItem {
+    line_item_id: Id,
+    #[serde(default)]
+    aliexpress_product_id: Option<Id>,
+    #[serde(default)]
+    aliexpress_sku_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    aliexpress_order_id: Id,
+    line_item_ids: Vec<Id>,
+    #[serde(default)]
+    items: Vec<LinkItem>,
+}
+
+/// The API's dependencies, built once.
+#[derive(Debug)]
+pub struct Api<A, Q> {
+    pub store: Store,
+    pub credentials: Arc<Credentials>,
+    /// Manual sync (absent when no AliExpress credentials are configured).
+    pub sync: Option<Arc<SyncService<A, Q>>>,
+}
+
+fn body_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    if body.len() > MAX_BODY {
+        return Err(ApiError::TooLarge);
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+fn query_param<'a>(query: Option<&'a str>, name: &str) -> Result<Option<&'a str>, ApiError> {
+    let Some(q) = query else { return Ok(None) };
+    let mut found = None;
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k == name {
+            if found.is_some() {
+                return Err(ApiError::BadRequest(format!("{name} given twice")));
+            }
+            found = Some(v);
+        }
+    }
+    Ok(found)
+}
+
+impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
+    /// Answers one request.
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        match self.dispatch(&req).await {
+            Ok(res) => res,
+            Err(e) => e.response(),
+        }
+    }
+
+    fn authorize(&self, req: &Request, shop: &ShopDomain) -> Result<(), ApiError> {
+        let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
+        let first = values.next().ok_or(ApiError::Unauthorized)?;
+        if values.next().is_some() {
+            return Err(ApiError::BadRequest(
+                "more than one Authorization header".into(),
+            ));
+        }
+        let raw = first.to_str().map_err(|_| ApiError::Unauthorized)?;
+        let token = raw
+            .strip_prefix("Bearer ")
+            .or_else(|| raw.strip_prefix("bearer "))
+            .ok_or(ApiError::Unauthorized)?
+            .trim();
+        match self.credentials.token_sees(token, shop) {
+            Access::Granted => Ok(()),
+            Access::Forbidden => Err(ApiError::Forbidden),
+            Access::Unknown => Err(ApiError::Unauthorized),
+        }
+    }
+
+    async fn dispatch(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let route = route(req.method(), req.uri().path())?;
+        let body = req.body().as_ref();
+        if body.len() > MAX_BODY {
+            return Err(ApiError::TooLarge);
+        }
+        let query = req.uri().query();
+        match route {
+            Route::Health => match self.store.ping().await {
+                Ok(()) => Ok(json_response(StatusCode::OK, &json!({"ok": true}))),
+                Err(e) => {
+                    warn!(error = %e, "health check: table unreachable");
+                    Err(ApiError::Unavailable)
+                }
+            },
+            Route::Orders(shop) => {
+                self.authorize(req, &shop)?;
+                self.list(&shop, query).await
+            }
+            Route::Order(shop, id) => {
+                self.authorize(req, &shop)?;
+                let stored = self
+                    .store
+                    .get_order(&shop, id)
+                    .await?
+                    .ok_or(ApiError::NotFound)?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &view::order_json(&stored.order),
+                ))
+            }
+            Route::Link(shop, id) => {
+                self.authorize(req, &shop)?;
+                self.link(&shop, id, body).await
+            }
+            Route::SyncOrder(shop, id) => {
+                self.authorize(req, &shop)?;
+                let sync = self.sync.as_ref().ok_or(ApiError::Unavailable)?;
+                self.store
+                    .get_order(&shop, id)
+                    .await?
+                    .ok_or(ApiError::NotFound)?;
+                let (stored, report) = sync.sync_order(&shop, id).await?;
+                let mut v = view::order_json(&stored.order);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("sync".into(), json!(report));
+                }
+                Ok(json_response(StatusCode::OK, &v))
+            }
+            Route::SyncShop(shop) => {
+                self.authorize(req, &shop)?;
+                let sync = self.sync.as_ref().ok_or(ApiError::Unavailable)?;
+                let report = sync.sync_shop(&shop).await?;
+                info!(shop = %shop, ?report, "manual shop sync");
+                Ok(json_response(StatusCode::OK, &json!(report)))
+            }
+            Route::Settings(shop) => {
+                self.authorize(req, &shop)?;
+                if req.method() == Method::PUT {
+                    let settings: ShopSettings = body_json(body)?;
+                    validate_settings(&settings)?;
+                    self.store.put_settings(&shop, &settings).await?;
+                    return Ok(json_response(StatusCode::OK, &json!(settings)));
+                }
+                let rec = self.store.get_shop(&shop).await?;
+                Ok(json_response(StatusCode::OK, &json!(rec.settings)))
+            }
+        }
+    }
+
+    async fn list(
+        &self,
+        shop: &ShopDomain,
+        query: Option<&str>,
+    ) -> Result<Response<Body>, ApiError> {
+        let status: OrderStatus = query_param(query, "status")?
+            .ok_or_else(|| ApiError::BadRequest("status is required (a tab name)".into()))?
+            .parse()
+            .map_err(|_| ApiError::BadRequest("unknown status".into()))?;
+        let limit = match query_param(query, "limit")? {
+            None => DEFAULT_PAGE,
+            Some(l) => l
+                .parse::<i32>()
+                .ok()
+                .filter(|l| (1..=MAX_PAGE).contains(l))
+                .ok_or_else(|| ApiError::BadRequest(format!("limit must be 1..={MAX_PAGE}")))?,
+        };
+        let cursor = query_param(query, "cursor")?.filter(|c| !c.is_empty());
+        if let Some(c) = cursor
+            && !dropsync_store::cursor_is_valid(c)
+        {
+            return Err(ApiError::BadRequest("invalid cursor".into()));
+        }
+        let page = self
+            .store
+            .list_by_status(shop, status, cursor, limit)
+            .await?;
+        let counts = self.store.count_by_status(shop).await?;
+        let rec = self.store.get_shop(shop).await?;
+        let orders: Vec<Value> = page
+            .items
+            .iter()
+            .map(|s| view::order_json(&s.order))
+            .collect();
+        let counts: serde_json::Map<String, Value> = counts
+            .into_iter()
+            .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
+            .collect();
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({
+                "orders": orders,
+                "next_cursor": page.next,
+                "counts": counts,
+                "shop": {"domain": shop, "active": rec.active, "aliexpress_reauth_needed": rec.aliexpress_reauth_needed},
+            }),
+        ))
+    }
+
+    async fn link(
+        &self,
+        shop: &ShopDomain,
+        id: u64,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        let req: LinkBody = body_json(body)?;
+        if req.line_item_ids.is_empty() || req.line_item_ids.len() > 250 || req.items.len() > 250 {
+            return Err(ApiError::BadRequest(
+                "line_item_ids must hold 1 to 250 ids".into(),
+            ));
+        }
+        let lines: Vec<u64> = req.line_item_ids.iter().map(|i| i.0).collect();
+        let items: Vec<ItemLink> = req
+            .items
+            .iter()
+            .map(|it| ItemLink {
+                line_item_id: it.line_item_id.0,
+                product_id: it.aliexpress_product_id.map(|p| p.0.to_string()),
+                sku_id: it.aliexpress_sku_id.clone().filter(|s| !s.is_empty()),
+            })
+            .collect();
+        let ae = req.aliexpress_order_id.0;
+        let mut result: Result<bool, LinkError> = Ok(false);
+        let now = now_ms();
+        let stored = self
+            .store
+            .update_order(shop, id, |o| {
+                result = link_supplier_order(o, ae, &lines, items.clone(), now);
+                matches!(result, Ok(true))
+            })
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        let created = match result {
+            Ok(created) => created,
+            Err(
+                e @ (LinkError::AlreadyLinked { .. }
+                | LinkError::DifferentLines(_)
+                | LinkError::WrongStatus(_)),
+            ) => {
+                return Err(ApiError::Conflict(e.to_string()));
+            }
+            Err(e) => return Err(ApiError::BadRequest(e.to_string())),
+        };
+        info!(shop = %shop, order_id = id, ae_order_id = ae, created, "supplier order linked");
+        let status = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok(json_response(status, &view::order_json(&stored.order)))
+    }
+}
+
+fn validate_settings(s: &ShopSettings) -> Result<(), ApiError> {
+    let t = &s.tracking_url_template;
+    if !(t.starts_with("https://") && t.contains("{number}") && t.len() <= 512) {
+        return Err(ApiError::BadRequest(
+            "tracking_url_template must be an https URL containing {number}".into(),
+        ));
+    }
+    if s.carrier_mapping.len() > 200
+        || s.carrier_mapping.iter().any(|(k, v)| {
+            k.trim().is_empty() || v.trim().is_empty() || k.len() > 100 || v.len() > 100
+        })
+    {
+        return Err(ApiError::BadRequest(
+            "carrier_mapping: up to 200 non-empty names of at most 100 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_methods_and_reject_traversal() {
+        let shop = ShopDomain::parse("a.myshopify.com").unwrap();
+        assert_eq!(route(&Method::GET, "/health").unwrap(), Route::Health);
+        assert_eq!(
+            route(&Method::GET, "/shops/a.myshopify.com/orders/12").unwrap(),
+            Route::Order(shop.clone(), 12)
+        );
+        assert!(matches!(
+            route(&Method::DELETE, "/shops/a.myshopify.com/orders"),
+            Err(ApiError::MethodNotAllowed(_))
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/shops/../orders"),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/shops/../etc/orders"),
+            Err(ApiError::NotFound)
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/nope"),
+            Err(ApiError::NotFound)
+        ));
+        assert!(matches!(
+            route(
+                &Method::GET,
+                "/shops/a.myshopify.com/orders/123456789012345678901234"
+            ),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+}

@@ -1,0 +1,125 @@
+//! The JSON shapes of the merchant API (DESIGN.md §4): ids as strings, statuses by tab name.
+//! Fields may be added; the named ones are a contract and never renamed.
+
+use dropsync_domain::{Order, PushState};
+use serde_json::{Value, json};
+
+fn ms_to_rfc3339(ms: i64) -> Value {
+    if ms <= 0 {
+        return Value::Null;
+    }
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    // Civil-from-days (Howard Hinnant's algorithm): no date crate needed for a UTC timestamp.
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    json!(format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    ))
+}
+
+pub fn order_json(o: &Order) -> Value {
+    let supplier_orders: Vec<Value> = o
+        .supplier_orders
+        .iter()
+        .map(|so| {
+            let packages: Vec<Value> = so
+                .packages
+                .iter()
+                .map(|p| {
+                    let (state, fulfillment_id, error) = match &p.push {
+                        PushState::Pending => ("pending", None, None),
+                        PushState::Pushed { fulfillment_id } => ("pushed", fulfillment_id.clone(), None),
+                        PushState::UpdatePending { fulfillment_id } => {
+                            ("update_pending", Some(fulfillment_id.clone()), None)
+                        }
+                        PushState::Failed { reason } => ("failed", None, Some(reason.clone())),
+                    };
+                    json!({
+                        "tracking_number": p.tracking_number,
+                        "carrier": p.carrier,
+                        "pushed_to_shopify": p.push.is_pushed(),
+                        "push_state": state,
+                        "shopify_fulfillment_id": fulfillment_id,
+                        "push_error": error,
+                        "previous_tracking_number": p.previous_tracking,
+                        "line_items": p.items.iter().map(|i| json!({
+                            "line_item_id": i.line_item_id.to_string(),
+                            "quantity": i.quantity,
+                        })).collect::<Vec<_>>(),
+                        "found_at": ms_to_rfc3339(p.found_at_ms),
+                    })
+                })
+                .collect();
+            json!({
+                "aliexpress_order_id": so.ae_order_id.to_string(),
+                "status": so.status,
+                "aliexpress_status": so.raw_status,
+                "aliexpress_logistics_status": so.raw_logistics_status,
+                "line_item_ids": so.line_item_ids.iter().map(u64::to_string).collect::<Vec<_>>(),
+                "canceled_line_item_ids": so.canceled_line_item_ids.iter().map(u64::to_string).collect::<Vec<_>>(),
+                "packages": packages,
+                "last_checked_at": so.last_checked_ms.map_or(Value::Null, ms_to_rfc3339),
+            })
+        })
+        .collect();
+    json!({
+        "id": o.id.to_string(),
+        "shop": o.shop,
+        "name": o.shopify.name,
+        "status": o.status,
+        "test": o.shopify.test,
+        "financial_status": o.shopify.financial_status.as_str(),
+        "cancelled": o.shopify.cancelled,
+        "created_at": ms_to_rfc3339(o.shopify.created_at_ms),
+        "updated_at": ms_to_rfc3339(o.shopify.updated_at_ms),
+        "line_items": o.shopify.line_items.iter().map(|li| json!({
+            "id": li.id.to_string(),
+            "quantity": li.quantity,
+            "sku": li.sku,
+            "title": li.title,
+            "fulfilled_quantity": li.fulfilled_quantity,
+        })).collect::<Vec<_>>(),
+        "supplier_orders": supplier_orders,
+        "failed_reason": o.failed,
+        "attention": o.attention(),
+        "needs_refetch": o.needs_refetch,
+        "history": o.history.iter().map(|h| json!({
+            "status": h.status,
+            "at": ms_to_rfc3339(h.at_ms),
+            "cause": h.cause,
+            "user_action": h.user_action,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_render_as_utc_rfc3339() {
+        assert_eq!(ms_to_rfc3339(0), Value::Null);
+        assert_eq!(
+            ms_to_rfc3339(1_767_225_600_123),
+            json!("2026-01-01T00:00:00.123Z")
+        );
+        assert_eq!(
+            ms_to_rfc3339(951_782_400_000),
+            json!("2000-02-29T00:00:00.000Z")
+        );
+    }
+}

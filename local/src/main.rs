@@ -1,0 +1,131 @@
+//! `make local`: the whole of dropsync on one machine. Every function on
+//! `127.0.0.1:${PORT:-3000}` exactly as API Gateway serves it, the poller on its schedule, and
+//! the queue consumers that feed the tracking pusher (and the poller's continuations) with real
+//! SQS batches — against the emulator, with the table and queues created from `template.yaml`.
+
+use dropsync_aliexpress::IopClient;
+use dropsync_api::Api;
+use dropsync_app::push::PushService;
+use dropsync_app::queue::SqsQueue;
+use dropsync_app::sync::SyncService;
+use dropsync_app::webhook::WebhookService;
+use dropsync_app::{Config, Credentials, init_logging, wiring};
+use dropsync_local::{consumer, infra, schedule, server};
+use dropsync_shopify::admin::AdminClient;
+use lambda_http::{Body, Request, Response};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tracing::info;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+struct Local {
+    webhook: WebhookService<AdminClient>,
+    api: Api<IopClient, SqsQueue>,
+}
+
+impl server::Handler for Local {
+    async fn call(&self, req: Request) -> Response<Body> {
+        if req.uri().path().trim_end_matches('/') == "/webhooks/shopify" {
+            dropsync_shopify_webhook::handle_http(&self.webhook, req).await
+        } else {
+            self.api.handle(req).await
+        }
+    }
+}
+
+/// The one line a person (and `make demo`) waits for; everything else is JSON logs.
+#[allow(clippy::print_stdout)]
+fn announce(addr: std::net::SocketAddr) {
+    println!(
+        "dropsync local stack ready on http://{addr} (GET /health; webhooks at /webhooks/shopify)"
+    );
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_logging();
+    let infra_path = std::env::var("DROPSYNC_INFRA")
+        .map_err(|_| "DROPSYNC_INFRA is not set: run `make local` (it extracts the definitions from template.yaml)")?;
+    let defs = infra::load(&infra_path)?;
+    let mut config = Config::from_env(false)?;
+    let aws = wiring::aws().await;
+    infra::create_table(
+        &aws_sdk_dynamodb::Client::new(&aws),
+        &defs,
+        &config.table_name,
+    )
+    .await?;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let urls = infra::create_queues(&sqs, &defs, &config.table_name).await?;
+    let tracking_url = urls
+        .get("TrackingQueue")
+        .cloned()
+        .ok_or("template has no TrackingQueue")?;
+    config.tracking_queue_url = Some(tracking_url.clone());
+    config.continuation_queue_url = urls.get("PollerContinuationQueue").cloned();
+
+    let credentials = Arc::new(Credentials::load(&config.credentials).await?);
+    let store = wiring::store(&aws, &config);
+    let admin = Arc::new(wiring::admin_client(&config)?);
+    let queue = Arc::new(wiring::tracking_queue(&aws, &tracking_url));
+    let sync = Arc::new(SyncService {
+        store: store.clone(),
+        ae: Arc::new(wiring::iop_client(&config, &credentials, &store)?),
+        queue: queue.clone(),
+        concurrency: config.poll_concurrency,
+    });
+    let local = Arc::new(Local {
+        webhook: WebhookService {
+            store: store.clone(),
+            credentials: credentials.clone(),
+            admin: Some(admin.clone()),
+        },
+        api: Api {
+            store: store.clone(),
+            credentials: credentials.clone(),
+            sync: Some(sync.clone()),
+        },
+    });
+    let pusher = Arc::new(PushService {
+        store: store.clone(),
+        admin,
+        credentials,
+    });
+
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(server::serve(listener, local));
+    tokio::spawn(consumer::tracking(
+        sqs.clone(),
+        tracking_url.clone(),
+        pusher,
+    ));
+    if let Some(url) = config.continuation_queue_url.clone() {
+        tokio::spawn(consumer::continuations(
+            sqs.clone(),
+            url.clone(),
+            sync.clone(),
+            url,
+        ));
+    }
+    let plan = schedule::Plan::from_env()?;
+    tokio::spawn(schedule::run_schedule(
+        plan.clone(),
+        sync,
+        sqs,
+        config.continuation_queue_url.clone(),
+    ));
+
+    info!(url = %format!("http://{addr}"), table = config.table_name.as_str(), queue = tracking_url.as_str(), schedule = %plan, "local stack ready");
+    announce(addr);
+    tokio::signal::ctrl_c().await?;
+    info!("stopping");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Ok(())
+}

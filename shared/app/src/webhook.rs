@@ -1,0 +1,227 @@
+//! Shopify → dropsync: a verified delivery becomes one conditional write.
+//!
+//! Transport-free: the HTTP function (API Gateway) and the EventBridge function both call in
+//! here, and so does the local stack. Errors map to status codes in one place
+//! ([`WebhookError::status`]).
+
+use crate::credentials::Credentials;
+use crate::now_ms;
+use dropsync_domain::ShopDomain;
+use dropsync_shopify::admin::ShopifyAdmin;
+use dropsync_shopify::webhook::{
+    DeliveryHeaders, EventBridgePayload, HeaderError, Topic, parse_customers_redact,
+    parse_eventbridge, parse_order, parse_shop_redact, read_headers, verify_hmac,
+};
+use dropsync_store::{ShopifyApplied, Store, StoreError};
+use std::sync::Arc;
+use tracing::{info, warn};
+
+/// Shopify may send bodies over 1 MB; anything over this is not an order.
+pub const MAX_BODY: usize = 5 * 1024 * 1024;
+/// Delivery ids of topics without `updated_at` are kept longer than Shopify retries (4 h).
+const DEDUPE_TTL_SECS: i64 = 48 * 3600;
+
+/// Why a delivery was not accepted, or could not be.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("payload too large")]
+    TooLarge,
+    #[error("{0}")]
+    BadRequest(String),
+    /// Bad or missing HMAC, or a shop we do not serve: the same answer, no hint which.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// The store is throttled or unreachable: Shopify must retry.
+    #[error("temporarily unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl WebhookError {
+    pub fn status(&self) -> u16 {
+        match self {
+            WebhookError::TooLarge => 413,
+            WebhookError::BadRequest(_) => 400,
+            WebhookError::Unauthorized => 401,
+            WebhookError::Unavailable => 503,
+            WebhookError::Internal => 500,
+        }
+    }
+}
+
+impl From<StoreError> for WebhookError {
+    fn from(e: StoreError) -> Self {
+        if e.is_retryable() {
+            warn!(error = %e, "store unavailable");
+            WebhookError::Unavailable
+        } else {
+            warn!(error = %e, "store error");
+            WebhookError::Internal
+        }
+    }
+}
+
+/// What a delivery did (for logs and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Order(ShopifyApplied),
+    ShopDeactivated,
+    ShopRedacted(u64),
+    ComplianceAcknowledged,
+    Duplicate,
+    NeedsRefetch,
+    Ignored,
+}
+
+/// The webhook's dependencies, built once at cold start.
+#[derive(Debug, Clone)]
+pub struct WebhookService<A> {
+    pub store: Store,
+    pub credentials: Arc<Credentials>,
+    /// Used to re-fetch orders that arrive id-only over EventBridge.
+    pub admin: Option<Arc<A>>,
+}
+
+fn header_error(e: HeaderError) -> WebhookError {
+    WebhookError::BadRequest(e.to_string())
+}
+
+impl<A: ShopifyAdmin> WebhookService<A> {
+    /// An HTTPS delivery: `header` is a case-insensitive lookup of the request's headers and
+    /// `body` the exact bytes received. The signature is checked before the body is parsed.
+    pub async fn handle_http<'h>(
+        &self,
+        header: impl Fn(&str) -> Option<&'h str>,
+        body: &[u8],
+    ) -> Result<Outcome, WebhookError> {
+        if body.len() > MAX_BODY {
+            return Err(WebhookError::TooLarge);
+        }
+        let shop_header = header("x-shopify-shop-domain")
+            .ok_or_else(|| WebhookError::BadRequest("missing X-Shopify-Shop-Domain".into()))?;
+        let shop = ShopDomain::parse(shop_header)
+            .map_err(|_| WebhookError::BadRequest("invalid X-Shopify-Shop-Domain".into()))?;
+        let creds = self
+            .credentials
+            .shop(&shop)
+            .ok_or(WebhookError::Unauthorized)?;
+        let hmac = header("x-shopify-hmac-sha256").ok_or(WebhookError::Unauthorized)?;
+        if !verify_hmac(&creds.webhook_secrets, body, hmac) {
+            return Err(WebhookError::Unauthorized);
+        }
+        let headers = read_headers(&header).map_err(header_error)?;
+        self.apply(&headers, body).await
+    }
+
+    /// An EventBridge delivery (Shopify's partner event source: trusted by AWS, not signed).
+    pub async fn handle_eventbridge(
+        &self,
+        event: &serde_json::Value,
+    ) -> Result<Outcome, WebhookError> {
+        let delivery =
+            parse_eventbridge(event).map_err(|e| WebhookError::BadRequest(e.to_string()))?;
+        let shop = delivery.headers.shop.clone();
+        if self.credentials.shop(&shop).is_none() {
+            return Err(WebhookError::Unauthorized);
+        }
+        match delivery.payload {
+            EventBridgePayload::Full(body) => {
+                if body.len() > MAX_BODY {
+                    return Err(WebhookError::TooLarge);
+                }
+                self.apply(&delivery.headers, &body).await
+            }
+            EventBridgePayload::IdOnly(id) => self.refetch(&shop, id).await,
+        }
+    }
+
+    async fn refetch(&self, shop: &ShopDomain, id: u64) -> Result<Outcome, WebhookError> {
+        let token = self.credentials.shop(shop).map(|c| c.access_token.clone());
+        if let (Some(admin), Some(token)) = (&self.admin, token) {
+            match admin.fetch_order(shop, &token, id).await {
+                Ok(Some((id, facts))) => {
+                    let applied = self
+                        .store
+                        .apply_shopify(
+                            shop,
+                            id,
+                            facts,
+                            "re-fetched after an id-only event",
+                            now_ms(),
+                        )
+                        .await?;
+                    return Ok(Outcome::Order(applied));
+                }
+                Ok(None) => info!(shop = %shop, order_id = id, "re-fetch found no order"),
+                Err(e) => {
+                    warn!(shop = %shop, order_id = id, error = %e, "re-fetch failed; kept for later")
+                }
+            }
+        }
+        self.store.mark_needs_refetch(shop, id).await?;
+        Ok(Outcome::NeedsRefetch)
+    }
+
+    async fn apply(&self, headers: &DeliveryHeaders, body: &[u8]) -> Result<Outcome, WebhookError> {
+        let shop = &headers.shop;
+        let topic = &headers.topic;
+        match topic {
+            Topic::OrdersCreate
+            | Topic::OrdersUpdated
+            | Topic::OrdersPaid
+            | Topic::OrdersCancelled
+            | Topic::OrdersFulfilled
+            | Topic::OrdersPartiallyFulfilled => {
+                let parsed =
+                    parse_order(body).map_err(|e| WebhookError::BadRequest(e.to_string()))?;
+                let applied = self
+                    .store
+                    .apply_shopify(shop, parsed.id, parsed.facts, topic.as_str(), now_ms())
+                    .await?;
+                info!(shop = %shop, order_id = parsed.id, topic = topic.as_str(), outcome = ?applied, "order event");
+                Ok(Outcome::Order(applied))
+            }
+            Topic::AppUninstalled => {
+                self.store.set_active(shop, false).await?;
+                info!(shop = %shop, "app uninstalled: shop inactive");
+                Ok(Outcome::ShopDeactivated)
+            }
+            Topic::CustomersDataRequest | Topic::CustomersRedact | Topic::ShopRedact => {
+                if let Some(id) = &headers.webhook_id
+                    && !self
+                        .store
+                        .record_delivery(shop, id, now_ms(), DEDUPE_TTL_SECS)
+                        .await?
+                {
+                    return Ok(Outcome::Duplicate);
+                }
+                match topic {
+                    Topic::ShopRedact => {
+                        parse_shop_redact(body)
+                            .map_err(|e| WebhookError::BadRequest(e.to_string()))?;
+                        let n = self.store.delete_shop_data(shop).await?;
+                        info!(shop = %shop, orders = n, "shop redacted");
+                        Ok(Outcome::ShopRedacted(n))
+                    }
+                    Topic::CustomersRedact => {
+                        let req = parse_customers_redact(body)
+                            .map_err(|e| WebhookError::BadRequest(e.to_string()))?;
+                        // dropsync keeps no customer data (no names, emails, phones or
+                        // addresses; only ids, SKUs and quantities), so there is nothing to erase.
+                        info!(shop = %shop, orders = req.orders_to_redact.len(), "customer redact: no personal data held");
+                        Ok(Outcome::ComplianceAcknowledged)
+                    }
+                    _ => {
+                        info!(shop = %shop, "customer data request: no personal data held");
+                        Ok(Outcome::ComplianceAcknowledged)
+                    }
+                }
+            }
+            Topic::Other(name) => {
+                info!(shop = %shop, topic = name.as_str(), "topic not used; ignored");
+                Ok(Outcome::Ignored)
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Cold-start wiring shared by the functions and the local stack: every client is built once
+//! here, from the typed configuration and the credentials document.
+
+use crate::config::Config;
+use crate::credentials::Credentials;
+use crate::queue::SqsQueue;
+use dropsync_aliexpress::{IopClient, IopConfig, TokenStore, Tokens};
+use dropsync_shopify::admin::{AdminClient, AdminConfig};
+use dropsync_store::{AeTokenRecord, Store};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WiringError {
+    #[error("the credentials document has no \"aliexpress\" section")]
+    NoAliexpress,
+    #[error("{0}")]
+    Client(String),
+}
+
+/// The AWS SDK configuration (honours `AWS_ENDPOINT_URL` for the local emulator).
+pub async fn aws() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+pub fn store(aws: &aws_config::SdkConfig, config: &Config) -> Store {
+    Store::new(
+        aws_sdk_dynamodb::Client::new(aws),
+        config.table_name.clone(),
+    )
+}
+
+pub fn tracking_queue(aws: &aws_config::SdkConfig, url: &str) -> SqsQueue {
+    SqsQueue::new(aws_sdk_sqs::Client::new(aws), url)
+}
+
+pub fn admin_client(config: &Config) -> Result<AdminClient, WiringError> {
+    AdminClient::new(AdminConfig {
+        base_override: config.shopify_admin_url.clone(),
+        api_version: config.shopify_api_version.clone(),
+        ..AdminConfig::default()
+    })
+    .map_err(|e| WiringError::Client(e.to_string()))
+}
+
+/// AliExpress tokens refreshed by dropsync live in the table, not in the secret.
+#[derive(Debug, Clone)]
+pub struct StoreTokens(pub Store);
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl TokenStore for StoreTokens {
+    fn load(&self, app_key: &str) -> BoxFuture<'_, Result<Option<Tokens>, String>> {
+        let app_key = app_key.to_owned();
+        Box::pin(async move {
+            let rec = self
+                .0
+                .get_ae_tokens(&app_key)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(rec.map(|r| Tokens {
+                access_token: r.access_token,
+                refresh_token: r.refresh_token,
+                expire_time_ms: Some(r.expire_time_ms),
+            }))
+        })
+    }
+
+    fn save(
+        &self,
+        app_key: &str,
+        previous_refresh_token: Option<&str>,
+        tokens: &Tokens,
+    ) -> BoxFuture<'_, Result<bool, String>> {
+        let app_key = app_key.to_owned();
+        let prev = previous_refresh_token.map(str::to_owned);
+        let rec = AeTokenRecord {
+            access_token: tokens.access_token.clone(),
+            refresh_token: tokens.refresh_token.clone(),
+            expire_time_ms: tokens.expire_time_ms.unwrap_or(0),
+            refresh_expire_time_ms: None,
+        };
+        Box::pin(async move {
+            self.0
+                .put_ae_tokens(&app_key, prev.as_deref(), &rec)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+pub fn iop_client(
+    config: &Config,
+    credentials: &Credentials,
+    store: &Store,
+) -> Result<IopClient, WiringError> {
+    let ae = credentials
+        .aliexpress
+        .as_ref()
+        .ok_or(WiringError::NoAliexpress)?;
+    IopClient::new(
+        IopConfig {
+            base_url: config.aliexpress_api_url.clone(),
+            app_key: ae.app_key.clone(),
+            app_secret: ae.app_secret.clone(),
+            initial_tokens: Tokens {
+                access_token: ae.access_token.clone(),
+                refresh_token: ae.refresh_token.clone(),
+                expire_time_ms: ae.expire_time,
+            },
+            calls_per_second: config.aliexpress_calls_per_second,
+            max_concurrency: config.aliexpress_concurrency,
+            ..IopConfig::default()
+        },
+        Arc::new(StoreTokens(store.clone())),
+    )
+    .map_err(|e| WiringError::Client(e.to_string()))
+}
+
+/// Time the functions keep back at the end of an invocation.
+pub const SAFETY_MARGIN: Duration = Duration::from_secs(2);

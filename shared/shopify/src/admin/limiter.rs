@@ -1,0 +1,404 @@
+//! A per-shop picture of Shopify's cost bucket, so a busy shop stays inside its bucket instead of
+//! bouncing off THROTTLED.
+//!
+//! Shopify runs a query only when the bucket holds its *requested* cost, charges that, and refunds
+//! the unused part afterwards. Every answer reports the bucket (`throttleStatus`); between answers
+//! it refills at `restoreRate`. Before each request the limiter estimates what is free now, and
+//! waits until that covers the document's expected cost (the last `requestedQueryCost` seen for
+//! it, or its static estimate). What a request reserves locally is replaced by the next reading.
+//!
+//! The state is per process: concurrent Lambdas do not share it, which is why the client still
+//! retries THROTTLED answers.
+
+use super::documents::Operation;
+use super::wire::ThrottleStatus;
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+// tokio's clock, so the waits follow a paused test clock too.
+use tokio::time::Instant;
+
+/// While the first request to a shop is out (its bucket unknown), others re-check at least this
+/// often (they are also woken when it ends).
+const PROBE_POLL: Duration = Duration::from_millis(50);
+/// How long others hold back for that first answer before going anyway.
+const PROBE_WAIT_CAP: Duration = Duration::from_secs(3);
+/// Longest single sleep: the estimate is re-read after it, since readings may have arrived.
+const MAX_SLEEP_SLICE: Duration = Duration::from_secs(2);
+/// After this much waiting a request goes anyway: Shopify's THROTTLED answer and the client's
+/// bounded retries then decide, rather than a Lambda waiting out its whole timeout here.
+const MAX_TOTAL_WAIT: Duration = Duration::from_secs(30);
+/// Wait used when a reading has no usable restore rate.
+const NO_RATE_WAIT: Duration = Duration::from_secs(1);
+
+/// The bucket as last reported, plus local reservations since.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Reading {
+    pub maximum: f64,
+    pub available: f64,
+    pub restore_rate: f64,
+    pub at: Instant,
+}
+
+impl Reading {
+    /// Points free at `now`: the reading refilled at `restore_rate`, up to the bucket size.
+    pub(crate) fn available_at(&self, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        (self.available + elapsed * self.restore_rate).min(self.maximum)
+    }
+}
+
+/// How long until `need` points are free (`None`: now). A need above the bucket size is capped
+/// at the size: waiting longer would never help.
+pub(crate) fn wait_for(reading: &Reading, need: f64, now: Instant) -> Option<Duration> {
+    let need = need.min(reading.maximum).max(0.0);
+    let available = reading.available_at(now);
+    if available >= need {
+        return None;
+    }
+    if !(reading.restore_rate.is_finite() && reading.restore_rate > 0.0) {
+        return Some(NO_RATE_WAIT);
+    }
+    let secs = (need - available) / reading.restore_rate;
+    Some(Duration::from_secs_f64(
+        secs.clamp(0.0, MAX_TOTAL_WAIT.as_secs_f64()),
+    ))
+}
+
+#[derive(Debug, Default)]
+struct ShopState {
+    reading: Option<Reading>,
+    /// A request is out while the bucket is unknown: the others wait for its reading rather
+    /// than all rushing a bucket that may be nearly empty (a cold Lambda with a full batch).
+    probing: bool,
+}
+
+/// What to do now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Decision {
+    Go { probe: bool },
+    Wait(Duration),
+}
+
+/// The limiter: shop → bucket state, and document → last requested cost.
+#[derive(Debug, Default)]
+pub(crate) struct Limiter {
+    shops: Mutex<HashMap<String, ShopState>>,
+    costs: Mutex<HashMap<&'static str, f64>>,
+    /// Wakes waiters when a reading arrives or a probe ends: a waiter's sleep was computed from
+    /// the local estimate (which counts reservations Shopify may since have refunded), so a
+    /// fresh reading usually means it can go sooner.
+    changed: tokio::sync::Notify,
+}
+
+/// A poisoned lock only means another task panicked mid-update of plain numbers; the numbers
+/// are still usable estimates, so carry on rather than propagate the panic.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Held while a request is out; ends the probe when dropped, whatever the outcome.
+#[derive(Debug)]
+pub(crate) struct Permit<'a> {
+    limiter: &'a Limiter,
+    shop: String,
+    probe: bool,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if self.probe
+            && let Some(state) = lock(&self.limiter.shops).get_mut(&self.shop)
+        {
+            state.probing = false;
+        }
+        if self.probe {
+            self.limiter.changed.notify_waiters();
+        }
+    }
+}
+
+impl Limiter {
+    /// The cost to make room for: the last `requestedQueryCost` Shopify reported for this
+    /// document, else its static estimate.
+    pub(crate) fn expected_cost(&self, op: &Operation) -> f64 {
+        lock(&self.costs)
+            .get(op.name)
+            .copied()
+            .unwrap_or(f64::from(op.expected_cost))
+    }
+
+    /// One decision step, separated from the sleeping so it can be tested with a fake clock.
+    pub(crate) fn decide(
+        &self,
+        shop: &str,
+        need: f64,
+        now: Instant,
+        waited_long: bool,
+    ) -> Decision {
+        let mut shops = lock(&self.shops);
+        let state = shops.entry(shop.to_owned()).or_default();
+        match state.reading.as_mut() {
+            None if state.probing && !waited_long => Decision::Wait(PROBE_POLL),
+            None if state.probing => Decision::Go { probe: false },
+            None => {
+                state.probing = true;
+                Decision::Go { probe: true }
+            }
+            Some(r) => match wait_for(r, need, now) {
+                Some(d) if !waited_long => Decision::Wait(d),
+                _ => {
+                    // Reserve: the next request sees these points as taken until a reading
+                    // arrives (which reflects the charge, and Shopify's refund).
+                    r.available = r.available_at(now) - need.min(r.maximum);
+                    r.at = now;
+                    Decision::Go { probe: false }
+                }
+            },
+        }
+    }
+
+    /// Waits until `op`'s expected cost fits the shop's estimated bucket, and reserves it.
+    pub(crate) async fn acquire(&self, shop: &str, op: &Operation) -> Permit<'_> {
+        let need = self.expected_cost(op);
+        let started = Instant::now();
+        loop {
+            // Registered before the state is read, so a reading that lands between the decision
+            // and the sleep still wakes this waiter.
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            let now = Instant::now();
+            let waited = now.saturating_duration_since(started);
+            let cap = if self.bucket_known(shop) {
+                MAX_TOTAL_WAIT
+            } else {
+                PROBE_WAIT_CAP
+            };
+            match self.decide(shop, need, now, waited >= cap) {
+                Decision::Go { probe } => {
+                    if !waited.is_zero() {
+                        tracing::debug!(
+                            shop,
+                            operation = op.name,
+                            waited_ms = waited.as_millis() as u64,
+                            "waited for the shop's cost bucket"
+                        );
+                    }
+                    return Permit {
+                        limiter: self,
+                        shop: shop.to_owned(),
+                        probe,
+                    };
+                }
+                Decision::Wait(d) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(d.min(MAX_SLEEP_SLICE)) => {}
+                        () = changed => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn bucket_known(&self, shop: &str) -> bool {
+        lock(&self.shops)
+            .get(shop)
+            .is_some_and(|s| s.reading.is_some())
+    }
+
+    /// Takes a `throttleStatus` reading as the truth about the shop's bucket at `now`.
+    pub(crate) fn observe(&self, shop: &str, status: &ThrottleStatus, now: Instant) {
+        let sane = |x: f64| x.is_finite() && x >= 0.0;
+        if !(sane(status.maximum_available)
+            && sane(status.currently_available)
+            && sane(status.restore_rate))
+        {
+            return;
+        }
+        let mut shops = lock(&self.shops);
+        let state = shops.entry(shop.to_owned()).or_default();
+        state.reading = Some(Reading {
+            maximum: status.maximum_available,
+            available: status.currently_available.min(status.maximum_available),
+            restore_rate: status.restore_rate,
+            at: now,
+        });
+        drop(shops);
+        self.changed.notify_waiters();
+    }
+
+    /// Remembers the document's real requested cost (it can differ from the estimate if
+    /// Shopify's calculator changes).
+    pub(crate) fn record_cost(&self, op: &Operation, requested: f64) {
+        if requested.is_finite() && requested >= 0.0 {
+            lock(&self.costs).insert(op.name, requested);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::documents::OP_ORDER_FULFILLMENT_STATE as OP;
+    use super::*;
+
+    fn reading(available: f64, at: Instant) -> Reading {
+        Reading {
+            maximum: 50.0,
+            available,
+            restore_rate: 10.0,
+            at,
+        }
+    }
+
+    fn status(available: f64) -> ThrottleStatus {
+        ThrottleStatus {
+            maximum_available: 50.0,
+            currently_available: available,
+            restore_rate: 10.0,
+        }
+    }
+
+    #[test]
+    fn the_wait_is_the_missing_points_over_the_restore_rate() {
+        let t0 = Instant::now();
+        let r = reading(10.0, t0);
+        assert_eq!(wait_for(&r, 40.0, t0), Some(Duration::from_secs(3)));
+        // Two seconds later 20 points have come back.
+        assert_eq!(
+            wait_for(&r, 40.0, t0 + Duration::from_secs(2)),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(wait_for(&r, 40.0, t0 + Duration::from_secs(3)), None);
+        assert_eq!(wait_for(&r, 10.0, t0), None);
+    }
+
+    #[test]
+    fn the_estimate_never_exceeds_the_bucket_and_a_need_above_it_is_capped() {
+        let t0 = Instant::now();
+        let r = reading(0.0, t0);
+        assert_eq!(r.available_at(t0 + Duration::from_secs(3600)), 50.0);
+        // 153 points can never be free in a 50-point bucket: wait for a full bucket instead.
+        assert_eq!(wait_for(&r, 153.0, t0), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_reading_without_a_restore_rate_waits_a_second() {
+        let t0 = Instant::now();
+        let r = Reading {
+            restore_rate: 0.0,
+            ..reading(0.0, t0)
+        };
+        assert_eq!(wait_for(&r, 10.0, t0), Some(NO_RATE_WAIT));
+    }
+
+    #[test]
+    fn the_first_request_probes_and_the_others_wait_for_its_reading() {
+        let l = Limiter::default();
+        let t0 = Instant::now();
+        assert_eq!(
+            l.decide("a.myshopify.com", 30.0, t0, false),
+            Decision::Go { probe: true }
+        );
+        assert_eq!(
+            l.decide("a.myshopify.com", 30.0, t0, false),
+            Decision::Wait(PROBE_POLL)
+        );
+        // Other shops are not held back.
+        assert_eq!(
+            l.decide("b.myshopify.com", 30.0, t0, false),
+            Decision::Go { probe: true }
+        );
+        // Waited too long for the probe: go anyway.
+        assert_eq!(
+            l.decide("a.myshopify.com", 30.0, t0, true),
+            Decision::Go { probe: false }
+        );
+    }
+
+    #[test]
+    fn requests_reserve_their_cost_until_the_next_reading() {
+        let l = Limiter::default();
+        let t0 = Instant::now();
+        l.observe("a.myshopify.com", &status(50.0), t0);
+        assert_eq!(
+            l.decide("a.myshopify.com", 30.0, t0, false),
+            Decision::Go { probe: false }
+        );
+        // 20 left: the next 30-point request waits 1 s for 10 more.
+        assert_eq!(
+            l.decide("a.myshopify.com", 30.0, t0, false),
+            Decision::Wait(Duration::from_secs(1))
+        );
+        // The answer refunds most of the cost: its reading replaces the reservation.
+        l.observe("a.myshopify.com", &status(48.0), t0);
+        assert_eq!(
+            l.decide("a.myshopify.com", 30.0, t0, false),
+            Decision::Go { probe: false }
+        );
+    }
+
+    #[test]
+    fn a_dropped_probe_lets_the_next_request_probe() {
+        let l = Limiter::default();
+        let t0 = Instant::now();
+        let Decision::Go { probe: true } = l.decide("a.myshopify.com", 1.0, t0, false) else {
+            panic!("first request must probe");
+        };
+        drop(Permit {
+            limiter: &l,
+            shop: "a.myshopify.com".to_owned(),
+            probe: true,
+        });
+        assert_eq!(
+            l.decide("a.myshopify.com", 1.0, t0, false),
+            Decision::Go { probe: true }
+        );
+    }
+
+    #[test]
+    fn the_expected_cost_is_the_last_reported_one_else_the_estimate() {
+        let l = Limiter::default();
+        assert_eq!(l.expected_cost(&OP), f64::from(OP.expected_cost));
+        l.record_cost(&OP, 171.0);
+        assert_eq!(l.expected_cost(&OP), 171.0);
+        l.record_cost(&OP, f64::NAN);
+        assert_eq!(l.expected_cost(&OP), 171.0);
+    }
+
+    #[test]
+    fn nonsense_readings_are_ignored() {
+        let l = Limiter::default();
+        let t0 = Instant::now();
+        l.observe(
+            "a.myshopify.com",
+            &ThrottleStatus {
+                maximum_available: f64::NAN,
+                currently_available: 1.0,
+                restore_rate: 1.0,
+            },
+            t0,
+        );
+        assert!(!l.bucket_known("a.myshopify.com"));
+    }
+
+    #[tokio::test]
+    async fn acquire_sleeps_until_the_bucket_has_refilled() {
+        let l = Limiter::default();
+        let fast = ThrottleStatus {
+            maximum_available: 50.0,
+            currently_available: 0.0,
+            restore_rate: 100.0,
+        };
+        l.observe("a.myshopify.com", &fast, Instant::now());
+        l.record_cost(&OP, 30.0);
+        let started = Instant::now();
+        let _permit = l.acquire("a.myshopify.com", &OP).await;
+        let waited = started.elapsed();
+        // 30 points at 100/s.
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_millis(1500),
+            "{waited:?}"
+        );
+    }
+}
