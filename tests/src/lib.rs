@@ -152,3 +152,80 @@ pub fn facts(financial: &str, updated_at_ms: i64, lines: &[(u64, u32)]) -> Shopi
         fulfillment_tracking: vec![],
     }
 }
+
+/// A `lambda_http::Request` exactly as Lambda builds it from an API Gateway (HTTP API, v2)
+/// event for this method, path (with query) and headers.
+pub fn apigw_request(
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> lambda_http::Request {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let event =
+        dropsync_local::server::apigw_event(method, path, query, &headers, body, "127.0.0.1");
+    let req: lambda_http::request::LambdaRequest = serde_json::from_value(event).unwrap();
+    lambda_http::Request::from(req)
+}
+
+/// Status and JSON body of a handler's response.
+pub fn response_json(res: lambda_http::Response<lambda_http::Body>) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let body = match res.into_body() {
+        lambda_http::Body::Text(t) => t.into_bytes(),
+        lambda_http::Body::Binary(b) => b,
+        _ => Vec::new(),
+    };
+    let v = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    };
+    (status, v)
+}
+
+/// Base URL of the sandbox Shopify started by `make test`.
+pub fn shopify_sandbox() -> String {
+    required_env("DROPSYNC_SHOPIFY_SANDBOX")
+}
+
+/// Base URL of the sandbox AliExpress started by `make test`.
+pub fn aliexpress_sandbox() -> String {
+    required_env("DROPSYNC_ALIEXPRESS_SANDBOX")
+}
+
+/// POSTs JSON to a sandbox admin endpoint; panics unless it answers 2xx.
+pub async fn sandbox_post(base: &str, path: &str, body: Value) -> Value {
+    let res = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let status = res.status();
+    let v: Value = res.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{path} -> {status}: {v}");
+    v
+}
+
+/// GETs JSON from a sandbox admin endpoint.
+pub async fn sandbox_get(base: &str, path: &str) -> Value {
+    let res = reqwest::get(format!("{base}{path}"))
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let status = res.status();
+    let v: Value = res.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{path} -> {status}: {v}");
+    v
+}
+
+/// Parses a credentials document.
+pub fn credentials(doc: Value) -> std::sync::Arc<dropsync_app::Credentials> {
+    std::sync::Arc::new(dropsync_app::Credentials::parse(doc.to_string().as_bytes()).unwrap())
+}

@@ -1,0 +1,527 @@
+//! The merchant API against the emulator (and the AliExpress sandbox for manual sync): every
+//! route, auth, validation, pagination, tenancy.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use dropsync_aliexpress::{IopClient, IopConfig, MemoryTokenStore, Tokens};
+use dropsync_api::Api;
+use dropsync_app::queue::SqsQueue;
+use dropsync_app::sync::SyncService;
+use dropsync_domain::{OrderStatus, ShopDomain};
+use dropsync_store::Store;
+use dropsync_tests::*;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+const ADMIN: &str = "admin-token-0123456789";
+const TOKEN_A: &str = "shop-a-token-0123456789";
+
+struct Fixture {
+    api: Api<IopClient, SqsQueue>,
+    store: Store,
+    a: ShopDomain,
+    b: ShopDomain,
+    queue_url: String,
+    sqs: aws_sdk_sqs::Client,
+    ae_base: String,
+    app_key: String,
+}
+
+async fn fixture() -> Fixture {
+    let store = fresh_store().await;
+    let a = shop(&unique("api-a").to_lowercase());
+    let b = shop(&unique("api-b").to_lowercase());
+    let creds = credentials(json!({
+        "admin_token": ADMIN,
+        "shops": {
+            a.as_str(): {"access_token": "shpat_a", "webhook_secrets": ["s_a"], "api_token": TOKEN_A},
+            b.as_str(): {"access_token": "shpat_b", "webhook_secrets": ["s_b"]},
+        },
+    }));
+    let ae_base = aliexpress_sandbox();
+    let app_key = format!("{}", 100_000 + fastrand::u32(..900_000));
+    sandbox_post(
+        &ae_base,
+        "/_admin/apps",
+        json!({"app_key": app_key, "app_secret": "api-secret"}),
+    )
+    .await;
+    sandbox_post(
+        &ae_base,
+        "/_admin/tokens",
+        json!({"app_key": app_key, "access_token": format!("tok-{app_key}"), "refresh_token": format!("ref-{app_key}"), "account": format!("acct-{app_key}"), "expires_in": 86400}),
+    )
+    .await;
+    let ae = IopClient::new(
+        IopConfig {
+            base_url: ae_base.clone(),
+            calls_per_second: 50.0,
+            ..IopConfig::new(
+                app_key.clone(),
+                "api-secret",
+                Tokens {
+                    access_token: format!("tok-{app_key}"),
+                    refresh_token: format!("ref-{app_key}"),
+                    expire_time_ms: Some(dropsync_app::now_ms() + 86_400_000),
+                },
+            )
+        },
+        Arc::new(MemoryTokenStore::new()),
+    )
+    .unwrap();
+    let conf = aws_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("api-q"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let sync = Arc::new(SyncService {
+        store: store.clone(),
+        ae: Arc::new(ae),
+        queue: Arc::new(SqsQueue::new(sqs.clone(), queue_url.clone())),
+        concurrency: 4,
+    });
+    Fixture {
+        api: Api {
+            store: store.clone(),
+            credentials: creds,
+            sync: Some(sync),
+        },
+        store,
+        a,
+        b,
+        queue_url,
+        sqs,
+        ae_base,
+        app_key,
+    }
+}
+
+impl Fixture {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> (u16, Value) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("authorization", a.as_str()));
+        }
+        let req = apigw_request(method, path, &headers, body);
+        response_json(self.api.handle(req).await)
+    }
+
+    async fn order(&self, shop: &ShopDomain, id: u64, financial: &str, created: i64) {
+        let mut f = facts(financial, 10, &[(id * 10 + 1, 1), (id * 10 + 2, 2)]);
+        f.created_at_ms = created;
+        self.store
+            .apply_shopify(shop, id, f, "orders/create", 1)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn health_answers_without_auth_and_fails_when_the_table_is_gone() {
+    let fx = fixture().await;
+    assert_eq!(fx.call("GET", "/health", None, b"").await.0, 200);
+    let gone = Api::<IopClient, SqsQueue> {
+        store: Store::new(fx.store.client().clone(), "no-such-table"),
+        credentials: fx.api.credentials.clone(),
+        sync: None,
+    };
+    let (status, body) =
+        response_json(gone.handle(apigw_request("GET", "/health", &[], b"")).await);
+    assert_eq!(status, 503);
+    assert_eq!(body, json!({"error": "temporarily unavailable"}));
+}
+
+#[tokio::test]
+async fn merchant_routes_need_a_token_that_sees_the_shop() {
+    let fx = fixture().await;
+    fx.order(&fx.a, 1, "paid", 1).await;
+    fx.order(&fx.b, 1, "paid", 1).await;
+    let a = format!("/shops/{}/orders/1", fx.a);
+    let b = format!("/shops/{}/orders/1", fx.b);
+    assert_eq!(fx.call("GET", &a, None, b"").await.0, 401);
+    assert_eq!(
+        fx.call("GET", &a, Some("wrong-token-0123456789"), b"")
+            .await
+            .0,
+        401
+    );
+    assert_eq!(fx.call("GET", &a, Some(TOKEN_A), b"").await.0, 200);
+    assert_eq!(fx.call("GET", &a, Some(ADMIN), b"").await.0, 200);
+    // Shop A's token reads, links, syncs and configures nothing of shop B's.
+    assert_eq!(fx.call("GET", &b, Some(TOKEN_A), b"").await.0, 403);
+    let bs = fx.b.as_str();
+    for (m, p, body) in [
+        (
+            "GET",
+            format!("/shops/{bs}/orders?status=awaiting_order"),
+            "".to_owned(),
+        ),
+        (
+            "PUT",
+            format!("/shops/{bs}/orders/1/supplier-orders"),
+            json!({"aliexpress_order_id": "1", "line_item_ids": ["11"]}).to_string(),
+        ),
+        ("POST", format!("/shops/{bs}/orders/1/sync"), "".to_owned()),
+        ("POST", format!("/shops/{bs}/sync"), "".to_owned()),
+        ("GET", format!("/shops/{bs}/settings"), "".to_owned()),
+        (
+            "PUT",
+            format!("/shops/{bs}/settings"),
+            json!({"notify_customer": false}).to_string(),
+        ),
+    ] {
+        assert_eq!(
+            fx.call(m, &p, Some(TOKEN_A), body.as_bytes()).await.0,
+            403,
+            "{m} {p}"
+        );
+    }
+    // The admin token sees configured shops only.
+    let other = "/shops/stranger.myshopify.com/orders/1";
+    assert_eq!(fx.call("GET", other, Some(ADMIN), b"").await.0, 403);
+    // Nothing of B changed.
+    let b_order = fx.store.get_order(&fx.b, 1).await.unwrap().unwrap();
+    assert!(b_order.order.supplier_orders.is_empty());
+    assert!(
+        fx.store
+            .get_shop(&fx.b)
+            .await
+            .unwrap()
+            .settings
+            .notify_customer
+    );
+}
+
+#[tokio::test]
+async fn a_tab_of_250_orders_pages_newest_first_with_no_duplicates_or_gaps() {
+    let fx = fixture().await;
+    let store = Arc::new(fx.store.clone());
+    let mut tasks = Vec::new();
+    for chunk in 0..5u64 {
+        let store = store.clone();
+        let a = fx.a.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in chunk * 50..(chunk + 1) * 50 {
+                let mut f = facts("paid", 10, &[(i * 10 + 1, 1)]);
+                f.created_at_ms = 1_000_000 + i as i64;
+                store
+                    .apply_shopify(&a, 1000 + i, f, "orders/create", 1)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    fx.order(&fx.a, 5, "pending", 7).await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!(
+                "/shops/{}/orders?status=awaiting_order&limit=40&cursor={c}",
+                fx.a
+            ),
+            None => format!("/shops/{}/orders?status=awaiting_order&limit=40", fx.a),
+        };
+        let (status, body) = fx.call("GET", &path, Some(ADMIN), b"").await;
+        assert_eq!(status, 200, "{body}");
+        for o in body["orders"].as_array().unwrap() {
+            assert_eq!(o["status"], "awaiting_order");
+            assert!(o["id"].is_string());
+            seen.push(o["id"].as_str().unwrap().parse::<u64>().unwrap());
+        }
+        assert_eq!(body["counts"]["awaiting_order"], 250);
+        assert_eq!(body["counts"]["pending"], 1);
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 250);
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 250);
+    let mut sorted = seen.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(seen, sorted, "newest first");
+}
+
+#[tokio::test]
+async fn listing_rejects_bad_status_limit_and_cursor() {
+    let fx = fixture().await;
+    let base = format!("/shops/{}/orders", fx.a);
+    for q in [
+        "",
+        "?status=shipped",
+        "?status=pending&limit=0",
+        "?status=pending&limit=251",
+        "?status=pending&cursor=zz",
+        "?status=pending&status=failed",
+    ] {
+        let (status, body) = fx
+            .call("GET", &format!("{base}{q}"), Some(ADMIN), b"")
+            .await;
+        assert_eq!(status, 400, "{q}: {body}");
+        assert!(body["error"].is_string());
+    }
+    // A cursor handed out for another shop's tab is refused.
+    for i in 0..3 {
+        fx.order(&fx.b, 100 + i, "paid", i as i64).await;
+    }
+    let (_, page) = fx
+        .call(
+            "GET",
+            &format!("/shops/{}/orders?status=awaiting_order&limit=1", fx.b),
+            Some(ADMIN),
+            b"",
+        )
+        .await;
+    let c = page["next_cursor"].as_str().unwrap();
+    let (status, _) = fx
+        .call(
+            "GET",
+            &format!("{base}?status=awaiting_order&cursor={c}"),
+            Some(ADMIN),
+            b"",
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn order_detail_has_the_contract_shape_and_unknown_orders_are_404() {
+    let fx = fixture().await;
+    fx.order(&fx.a, 820982911946154508, "paid", 1).await;
+    let (status, o) = fx
+        .call(
+            "GET",
+            &format!("/shops/{}/orders/820982911946154508", fx.a),
+            Some(ADMIN),
+            b"",
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(o["id"], "820982911946154508");
+    assert_eq!(o["shop"], fx.a.as_str());
+    assert_eq!(o["status"], "awaiting_order");
+    assert_eq!(o["supplier_orders"], json!([]));
+    assert!(o["history"].as_array().is_some_and(|h| !h.is_empty()));
+    assert_eq!(
+        fx.call(
+            "GET",
+            &format!("/shops/{}/orders/9", fx.a),
+            Some(ADMIN),
+            b""
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        fx.call(
+            "GET",
+            &format!("/shops/{}/orders/x9", fx.a),
+            Some(ADMIN),
+            b""
+        )
+        .await
+        .0,
+        400
+    );
+    let long = "9".repeat(40);
+    assert_eq!(
+        fx.call(
+            "GET",
+            &format!("/shops/{}/orders/{long}", fx.a),
+            Some(ADMIN),
+            b""
+        )
+        .await
+        .0,
+        400
+    );
+}
+
+#[tokio::test]
+async fn linking_an_aliexpress_order_moves_to_awaiting_payment_idempotently_and_conflicts_are_409()
+{
+    let fx = fixture().await;
+    fx.order(&fx.a, 7, "paid", 1).await;
+    let path = format!("/shops/{}/orders/7/supplier-orders", fx.a);
+    let body =
+        json!({"aliexpress_order_id": "8198352049851315", "line_item_ids": ["71", 72]}).to_string();
+    let (status, o) = fx.call("PUT", &path, Some(ADMIN), body.as_bytes()).await;
+    assert_eq!(status, 201, "{o}");
+    assert_eq!(o["status"], "awaiting_payment");
+    assert_eq!(
+        o["supplier_orders"][0]["aliexpress_order_id"],
+        "8198352049851315"
+    );
+    let v = fx.store.get_order(&fx.a, 7).await.unwrap().unwrap().version;
+    // The same link again changes nothing.
+    let (status, _) = fx.call("PUT", &path, Some(ADMIN), body.as_bytes()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        fx.store.get_order(&fx.a, 7).await.unwrap().unwrap().version,
+        v
+    );
+    // Items already linked elsewhere.
+    let other = json!({"aliexpress_order_id": 5, "line_item_ids": ["71"]}).to_string();
+    assert_eq!(
+        fx.call("PUT", &path, Some(ADMIN), other.as_bytes()).await.0,
+        409
+    );
+    // Bad input: 400 and nothing written.
+    for bad in [
+        "not json".to_owned(),
+        json!({"aliexpress_order_id": "1", "line_item_ids": ["71"], "extra": true}).to_string(),
+        json!({"aliexpress_order_id": "1", "line_item_ids": []}).to_string(),
+        json!({"aliexpress_order_id": "1.5", "line_item_ids": ["71"]}).to_string(),
+        json!({"aliexpress_order_id": 1, "line_item_ids": ["999"]}).to_string(),
+        json!({"aliexpress_order_id": {"x": 1}, "line_item_ids": ["71"]}).to_string(),
+    ] {
+        let (status, body) = fx.call("PUT", &path, Some(ADMIN), bad.as_bytes()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    assert_eq!(
+        fx.store.get_order(&fx.a, 7).await.unwrap().unwrap().version,
+        v
+    );
+    let missing = format!("/shops/{}/orders/404/supplier-orders", fx.a);
+    assert_eq!(
+        fx.call("PUT", &missing, Some(ADMIN), body.as_bytes())
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn settings_round_trip_and_unknown_or_invalid_fields_are_400() {
+    let fx = fixture().await;
+    let path = format!("/shops/{}/settings", fx.a);
+    let (status, s) = fx.call("GET", &path, Some(ADMIN), b"").await;
+    assert_eq!(status, 200);
+    assert_eq!(s["notify_customer"], true);
+    let new = json!({"notify_customer": false, "carrier_mapping": {"AliExpress Selection Standard": "YunExpress"}, "tracking_url_template": "https://t.17track.net/en#nums={number}"});
+    assert_eq!(
+        fx.call("PUT", &path, Some(ADMIN), new.to_string().as_bytes())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(fx.call("GET", &path, Some(ADMIN), b"").await.1, new);
+    for bad in [
+        json!({"notify_customer": true, "surprise": 1}),
+        json!({"notify_customer": "yes"}),
+        json!({"notify_customer": true, "tracking_url_template": "http://x/{number}"}),
+        json!({"notify_customer": true, "tracking_url_template": "https://x/"}),
+        json!({}),
+    ] {
+        assert_eq!(
+            fx.call("PUT", &path, Some(ADMIN), bad.to_string().as_bytes())
+                .await
+                .0,
+            400,
+            "{bad}"
+        );
+    }
+    assert_eq!(fx.call("GET", &path, Some(ADMIN), b"").await.1, new);
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_wrong_methods_405() {
+    let fx = fixture().await;
+    assert_eq!(fx.call("GET", "/nope", Some(ADMIN), b"").await.0, 404);
+    assert_eq!(
+        fx.call("GET", &format!("/shops/{}/unknown", fx.a), Some(ADMIN), b"")
+            .await
+            .0,
+        404
+    );
+    let res = fx
+        .api
+        .handle(apigw_request(
+            "DELETE",
+            &format!("/shops/{}/settings", fx.a),
+            &[],
+            b"",
+        ))
+        .await;
+    assert_eq!(res.status().as_u16(), 405);
+    assert_eq!(res.headers()["allow"], "GET, PUT");
+    assert_eq!(fx.call("POST", "/health", None, b"").await.0, 405);
+}
+
+#[tokio::test]
+async fn a_manual_sync_of_one_order_answers_with_the_new_state_and_queues_the_push() {
+    let fx = fixture().await;
+    fx.order(&fx.a, 31, "paid", 1).await;
+    let created = sandbox_post(
+        &fx.ae_base,
+        "/_admin/orders",
+        json!({"app_key": fx.app_key, "account": format!("acct-{}", fx.app_key), "status": "WAIT_SELLER_SEND_GOODS",
+               "items": [{"product_id": "1005006123456789", "sku_id": "SKU-311", "count": 1}, {"product_id": "1005006123456790", "sku_id": "SKU-312", "count": 2}]}),
+    )
+    .await;
+    let ae = created["order_id"].as_str().unwrap().to_owned();
+    let link = json!({"aliexpress_order_id": ae, "line_item_ids": ["311", "312"]}).to_string();
+    let path = format!("/shops/{}/orders/31/supplier-orders", fx.a);
+    assert_eq!(
+        fx.call("PUT", &path, Some(ADMIN), link.as_bytes()).await.0,
+        201
+    );
+    let shipped = sandbox_post(&fx.ae_base, &format!("/_admin/orders/{ae}/ship"), json!({})).await;
+    let mail_no = shipped["mail_no"].as_str().unwrap().to_owned();
+
+    let (status, o) = fx
+        .call(
+            "POST",
+            &format!("/shops/{}/orders/31/sync", fx.a),
+            Some(ADMIN),
+            b"",
+        )
+        .await;
+    assert_eq!(status, 200, "{o}");
+    assert_eq!(o["status"], "awaiting_fulfillment");
+    let pkg = &o["supplier_orders"][0]["packages"][0];
+    assert_eq!(pkg["tracking_number"], mail_no.as_str());
+    assert_eq!(pkg["pushed_to_shopify"], false);
+    let msgs = fx
+        .sqs
+        .receive_message()
+        .queue_url(&fx.queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let bodies: Vec<&str> = msgs.messages().iter().filter_map(|m| m.body()).collect();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert!(bodies[0].contains(&mail_no));
+
+    let (status, report) = fx
+        .call("POST", &format!("/shops/{}/sync", fx.a), Some(ADMIN), b"")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(report["orders"], 1);
+    let stored = fx.store.get_order(&fx.a, 31).await.unwrap().unwrap();
+    assert_eq!(stored.order.status, OrderStatus::AwaitingFulfillment);
+}
