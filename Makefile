@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SERVICES := $(PY) tests/tools/services.py
 
-.PHONY: test lint venv clean-venv
+.PHONY: test lint venv clean-venv local demo
 
 venv: $(VENV)/.installed
 
@@ -20,6 +20,17 @@ $(VENV)/.installed: tests/requirements.txt
 test: venv
 	$(SERVICES) -- cargo test --workspace --locked --no-fail-fast
 	PYTHONPATH=tests/sandbox:tests/tools $(PY) -m pytest -q -p no:cacheprovider tests/sandbox/tests tests/tools
+
+# The local stack on 127.0.0.1:$${PORT:-3000}: sandbox mode unless CREDENTIALS_FILE,
+# SHOPIFY_ADMIN_URL and ALIEXPRESS_API_URL are all set. Ctrl-C stops everything it started.
+local: venv
+	cargo build -p dropsync-local
+	$(SERVICES) --local -- cargo run -q -p dropsync-local
+
+# The story end to end on embedded defaults, no credentials: see tests/tools/demo.py.
+demo: venv
+	cargo build -p dropsync-local
+	$(SERVICES) --local --sandboxes shopify,aliexpress -- $(PY) tests/tools/demo.py
 
 lint:
 	cargo fmt --all -- --check

@@ -113,9 +113,53 @@ def start(services, sandboxes=ALL_SANDBOXES):
     return env
 
 
+def _post(base, path, body):
+    req = urllib.request.Request(f"{base}{path}", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
+
+
+DEMO_SHOPS = ("demo-outdoor.myshopify.com", "demo-kitchen.myshopify.com")
+
+
+def provision(env, logdir):
+    """Sandbox mode of the local stack: registers demo shops and an AliExpress app in the
+    sandboxes with fresh random secrets, and writes the credentials document for them."""
+    import secrets as rnd
+    shop_base = env["DROPSYNC_SHOPIFY_SANDBOX"] + "/_admin"
+    ae_base = env["DROPSYNC_ALIEXPRESS_SANDBOX"] + "/_admin"
+    doc = {"admin_token": "adm_" + rnd.token_hex(16), "shops": {}}
+    for shop in DEMO_SHOPS:
+        token, secret = "shpat_" + rnd.token_hex(16), "shpss_" + rnd.token_hex(16)
+        _post(shop_base, "/shops", {"shop": shop, "access_token": token, "webhook_secret": secret})
+        doc["shops"][shop] = {"access_token": token, "webhook_secrets": [secret]}
+    app_key = str(30_000_000 + rnd.randbelow(9_000_000))
+    app_secret, access, refresh = rnd.token_hex(16), "ae_" + rnd.token_hex(16), "aer_" + rnd.token_hex(16)
+    _post(ae_base, "/apps", {"app_key": app_key, "app_secret": app_secret, "calls_per_second": 20})
+    _post(ae_base, "/tokens", {"app_key": app_key, "access_token": access, "refresh_token": refresh,
+                               "account": "demo-buyer", "expires_in": 30 * 86400, "refresh_expires_in": 60 * 86400})
+    doc["aliexpress"] = {"app_key": app_key, "app_secret": app_secret, "access_token": access,
+                         "refresh_token": refresh}
+    path = os.path.join(logdir, "credentials.json")
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    os.chmod(path, 0o600)
+    return {
+        "CREDENTIALS_FILE": path,
+        "SHOPIFY_ADMIN_URL": env["DROPSYNC_SHOPIFY_SANDBOX"],
+        "ALIEXPRESS_API_URL": env["DROPSYNC_ALIEXPRESS_SANDBOX"],
+        "DROPSYNC_AE_ACCOUNT": "demo-buyer",
+        "DROPSYNC_AE_APP_KEY": app_key,
+    }
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-sandboxes", action="store_true")
+    ap.add_argument("--local", action="store_true",
+                    help="for the local stack: use CREDENTIALS_FILE, SHOPIFY_ADMIN_URL and ALIEXPRESS_API_URL "
+                         "when all three are set, else start the sandboxes and provision demo credentials")
     ap.add_argument("--sandboxes", default=",".join(ALL_SANDBOXES),
                     help="comma-separated sandboxes to start (default: all)")
     ap.add_argument("command", nargs=argparse.REMAINDER)
@@ -128,10 +172,20 @@ def main():
     code = 1
     try:
         wanted = () if args.no_sandboxes else tuple(x for x in args.sandboxes.split(",") if x)
+        real = all(os.environ.get(k) for k in ("CREDENTIALS_FILE", "SHOPIFY_ADMIN_URL", "ALIEXPRESS_API_URL"))
+        if args.local and real:
+            wanted = ()
         unknown = set(wanted) - set(ALL_SANDBOXES)
         if unknown:
             ap.error(f"unknown sandboxes: {sorted(unknown)}")
         env = start(services, sandboxes=wanted)
+        if args.local:
+            env.setdefault("TABLE_NAME", os.environ.get("TABLE_NAME", "dropsync-local"))
+            if not real:
+                env.update(provision(env, logdir))
+                with open(env["CREDENTIALS_FILE"]) as f:
+                    print(f"services: sandbox mode; merchant API admin token: {json.load(f)['admin_token']}",
+                          flush=True)
         print(f"services: up ({', '.join(f'{k}={v}' for k, v in env.items() if 'SECRET' not in k)}); logs in {logdir}",
               flush=True)
         child = subprocess.Popen(cmd, env=dict(os.environ, **env), cwd=os.getcwd())
