@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SERVICES := $(PY) tests/tools/services.py
 
-.PHONY: test lint venv clean-venv local demo
+.PHONY: test lint venv clean-venv local demo bench
 
 venv: $(VENV)/.installed
 
@@ -31,6 +31,10 @@ local: venv
 demo: venv
 	cargo build -p dropsync-local
 	$(SERVICES) --local --sandboxes shopify,aliexpress -- $(PY) tests/tools/demo.py
+
+# Every benchmark; rewrites BENCHMARKS.md and target/bench/results.json.
+bench: venv
+	$(PY) tests/tools/bench.py
 
 lint:
 	cargo fmt --all -- --check

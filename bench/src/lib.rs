@@ -1,6 +1,13 @@
 //! Shared by the benchmark binaries: the result line every binary prints, which
 //! `tests/tools/bench.py` collects into `BENCHMARKS.md` and `target/bench/results.json`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+pub mod counting;
 
 use serde_json::Value;
 
@@ -18,7 +25,13 @@ pub struct Metric {
 
 impl Metric {
     pub fn new(name: &str, value: f64, unit: &str) -> Self {
-        Self { name: name.into(), value, unit: unit.into(), goal: None, spread: None }
+        Self {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+            goal: None,
+            spread: None,
+        }
     }
     pub fn goal(mut self, goal: &str) -> Self {
         self.goal = Some(goal.into());

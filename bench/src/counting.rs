@@ -1,0 +1,119 @@
+//! Counts DynamoDB requests by operation, and the capacity DynamoDB (here: the emulator) reports
+//! for them, with an SDK interceptor: every request the production code makes goes through it.
+
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeSerializationInterceptorContextMut, FinalizerInterceptorContextRef,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// The operation of the request in flight (the input is gone by the time the output arrives).
+#[derive(Debug, Clone)]
+struct OpName(&'static str);
+
+impl Storable for OpName {
+    type Storer = StoreReplace<Self>;
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct OpCount {
+    pub requests: u64,
+    pub capacity_units: f64,
+}
+
+/// Shared counters, by operation name.
+#[derive(Debug, Default, Clone)]
+pub struct Counter(pub Arc<Mutex<BTreeMap<String, OpCount>>>);
+
+impl Counter {
+    pub fn snapshot(&self) -> BTreeMap<String, OpCount> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    pub fn reset(&self) {
+        if let Ok(mut m) = self.0.lock() {
+            m.clear();
+        }
+    }
+
+    fn add(&self, op: &str, capacity: f64) {
+        if let Ok(mut m) = self.0.lock() {
+            let e = m.entry(op.to_owned()).or_default();
+            e.requests += 1;
+            e.capacity_units += capacity;
+        }
+    }
+}
+
+macro_rules! each_op {
+    ($m:ident) => {
+        $m!(put_item, PutItemInput, PutItemOutput, "PutItem");
+        $m!(update_item, UpdateItemInput, UpdateItemOutput, "UpdateItem");
+        $m!(get_item, GetItemInput, GetItemOutput, "GetItem");
+        $m!(query, QueryInput, QueryOutput, "Query");
+        $m!(delete_item, DeleteItemInput, DeleteItemOutput, "DeleteItem");
+    };
+}
+
+impl Intercept for Counter {
+    fn name(&self) -> &'static str {
+        "dynamodb-request-counter"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        ctx: &mut BeforeSerializationInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        // Ask for the consumed capacity on every request the code makes.
+        macro_rules! set {
+            ($module:ident, $input:ident, $output:ident, $name:literal) => {
+                if let Some(i) = ctx
+                    .input_mut()
+                    .downcast_mut::<aws_sdk_dynamodb::operation::$module::$input>()
+                {
+                    i.return_consumed_capacity = Some(ReturnConsumedCapacity::Total);
+                    cfg.interceptor_state().store_put(OpName($name));
+                }
+            };
+        }
+        each_op!(set);
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        ctx: &FinalizerInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let op = cfg.load::<OpName>().map_or("Other", |o| o.0);
+        let mut cap = 0.0;
+        macro_rules! capacity {
+            ($module:ident, $input:ident, $output:ident, $name:literal) => {
+                if let Some(o) = ctx
+                    .output_or_error()
+                    .and_then(|r| r.ok())
+                    .and_then(|o| o.downcast_ref::<aws_sdk_dynamodb::operation::$module::$output>())
+                {
+                    cap = o.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0);
+                }
+            };
+        }
+        each_op!(capacity);
+        self.add(op, cap);
+        Ok(())
+    }
+}
+
+/// A DynamoDB client whose every request is counted.
+pub fn counted_client(conf: &aws_config::SdkConfig, counter: &Counter) -> aws_sdk_dynamodb::Client {
+    let c = aws_sdk_dynamodb::config::Builder::from(conf)
+        .interceptor(counter.clone())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(c)
+}
