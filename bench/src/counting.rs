@@ -100,7 +100,10 @@ impl Intercept for Counter {
                     .and_then(|r| r.ok())
                     .and_then(|o| o.downcast_ref::<aws_sdk_dynamodb::operation::$module::$output>())
                 {
-                    cap = o.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0);
+                    cap = o
+                        .consumed_capacity()
+                        .and_then(|c| c.capacity_units())
+                        .unwrap_or(0.0);
                 }
             };
         }

@@ -6,7 +6,13 @@
 //!
 //! Run: `.venv/bin/python tests/tools/services.py -- cargo run --release -p dropsync-bench --bin lifecycle`
 //! Sizes: LOAD_WEBHOOKS (2000), ORDERS (1000), LATENCY_ORDERS (200).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use base64::Engine;
@@ -21,7 +27,10 @@ use dropsync_bench::{Metric, percentiles, report};
 use dropsync_local::server::{Handler, serve};
 use dropsync_shopify::admin::{AdminClient, AdminConfig};
 use dropsync_store::Store;
-use dropsync_tests::{aliexpress_sandbox, aws_config, create_table, sandbox_get, sandbox_post, shopify_sandbox, unique};
+use dropsync_tests::{
+    aliexpress_sandbox, aws_config, create_table, sandbox_get, sandbox_post, shopify_sandbox,
+    unique,
+};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -53,7 +62,10 @@ impl Handler for Local {
 }
 
 fn env_n(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn sign(secret: &str, body: &[u8]) -> String {
@@ -132,9 +144,18 @@ async fn drain<A: dropsync_shopify::admin::ShopifyAdmin + 'static>(
         let res = dropsync_tracking_pusher::handle_batch(pusher.clone(), event).await;
         busy += t.elapsed();
         batches += 1;
-        assert!(res.batch_item_failures.is_empty(), "push failures: {:?}", res.batch_item_failures.len());
+        assert!(
+            res.batch_item_failures.is_empty(),
+            "push failures: {:?}",
+            res.batch_item_failures.len()
+        );
         for m in msgs {
-            sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
             sqs_requests += 1;
         }
     }
@@ -152,7 +173,15 @@ async fn main() {
     create_table(&ddb, &table).await;
     let store = Store::new(ddb, table);
     let sqs = aws_sdk_sqs::Client::new(&conf);
-    let queue_url = sqs.create_queue().queue_name(unique("bench-q")).send().await.unwrap().queue_url().unwrap().to_owned();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("bench-q"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
 
     // Sandboxes: a shop with a generous bucket (this measures dropsync, not Shopify's limits) and an
     // AliExpress app without a rate limit.
@@ -165,7 +194,12 @@ async fn main() {
         sandbox_post(&shop_base, "/_admin/shops", json!({"shop": s, "access_token": format!("{token}-{s}"), "webhook_secret": secret, "bucket_size": 1_000_000, "restore_rate": 1_000_000})).await;
     }
     let app_key = format!("{}", 40_000_000 + fastrand::u32(..9_000_000));
-    sandbox_post(&ae_base, "/_admin/apps", json!({"app_key": app_key, "app_secret": "bench-secret"})).await;
+    sandbox_post(
+        &ae_base,
+        "/_admin/apps",
+        json!({"app_key": app_key, "app_secret": "bench-secret"}),
+    )
+    .await;
     sandbox_post(&ae_base, "/_admin/tokens", json!({"app_key": app_key, "access_token": "bench-ae", "refresh_token": "bench-ae-r", "account": "bench", "expires_in": 86400 * 30})).await;
     let admin_token = "bench-admin-token-0123456789";
     let creds = dropsync_tests::credentials(json!({
@@ -175,28 +209,62 @@ async fn main() {
             load_shop.as_str(): {"access_token": format!("{token}-{load_shop}"), "webhook_secrets": [secret]},
         },
     }));
-    let admin = Arc::new(AdminClient::new(AdminConfig { base_override: Some(shop_base.clone()), ..AdminConfig::default() }).unwrap());
+    let admin = Arc::new(
+        AdminClient::new(AdminConfig {
+            base_override: Some(shop_base.clone()),
+            ..AdminConfig::default()
+        })
+        .unwrap(),
+    );
     let ae = IopClient::new(
         IopConfig {
             base_url: ae_base.clone(),
             calls_per_second: 500.0,
             max_concurrency: 16,
-            ..IopConfig::new(app_key.clone(), "bench-secret", Tokens { access_token: "bench-ae".into(), refresh_token: "bench-ae-r".into(), expire_time_ms: Some(dropsync_app::now_ms() + 86_400_000 * 30) })
+            ..IopConfig::new(
+                app_key.clone(),
+                "bench-secret",
+                Tokens {
+                    access_token: "bench-ae".into(),
+                    refresh_token: "bench-ae-r".into(),
+                    expire_time_ms: Some(dropsync_app::now_ms() + 86_400_000 * 30),
+                },
+            )
         },
         Arc::new(MemoryTokenStore::new()),
     )
     .unwrap();
     let queue = Arc::new(SqsQueue::new(sqs.clone(), queue_url.clone()));
-    let sync = Arc::new(SyncService { store: store.clone(), ae: Arc::new(ae), queue, concurrency: 16 });
-    let local = Arc::new(Local {
-        webhook: WebhookService { store: store.clone(), credentials: creds.clone(), admin: Some(admin.clone()) },
-        api: Api { store: store.clone(), credentials: creds.clone(), sync: Some(sync.clone()) },
+    let sync = Arc::new(SyncService {
+        store: store.clone(),
+        ae: Arc::new(ae),
+        queue,
+        concurrency: 16,
     });
-    let pusher = Arc::new(PushService { store: store.clone(), admin: admin.clone(), credentials: creds.clone() });
+    let local = Arc::new(Local {
+        webhook: WebhookService {
+            store: store.clone(),
+            credentials: creds.clone(),
+            admin: Some(admin.clone()),
+        },
+        api: Api {
+            store: store.clone(),
+            credentials: creds.clone(),
+            sync: Some(sync.clone()),
+        },
+    });
+    let pusher = Arc::new(PushService {
+        store: store.clone(),
+        admin: admin.clone(),
+        credentials: creds.clone(),
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(serve(listener, local));
-    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
     let auth = format!("Bearer {admin_token}");
 
     // ---- 1. Webhook load: 32 concurrent signed deliveries. -------------------------------------
@@ -214,10 +282,19 @@ async fn main() {
                 plain
                     .update_item()
                     .table_name(&ref_table)
-                    .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("REF#{t}#{i}")))
-                    .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("REF".into()))
+                    .key(
+                        "pk",
+                        aws_sdk_dynamodb::types::AttributeValue::S(format!("REF#{t}#{i}")),
+                    )
+                    .key(
+                        "sk",
+                        aws_sdk_dynamodb::types::AttributeValue::S("REF".into()),
+                    )
                     .update_expression("SET v = :v")
-                    .expression_attribute_values(":v", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
+                    .expression_attribute_values(
+                        ":v",
+                        aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
+                    )
                     .send()
                     .await
                     .unwrap();
@@ -231,13 +308,27 @@ async fn main() {
     }
     let ref_rps = ref_n as f64 / started.elapsed().as_secs_f64();
     counter.reset();
-    let bodies: Vec<Vec<u8>> = (0..n_load as u64).map(|i| order_body(5_000_000_000_000_000_000 + i, 9_000_000_000_000_000_000 + i, "paid")).collect();
+    let bodies: Vec<Vec<u8>> = (0..n_load as u64)
+        .map(|i| {
+            order_body(
+                5_000_000_000_000_000_000 + i,
+                9_000_000_000_000_000_000 + i,
+                "paid",
+            )
+        })
+        .collect();
     let bodies = Arc::new(bodies);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..32 {
-        let (http, bodies, next, url, load_shop) = (http.clone(), bodies.clone(), next.clone(), format!("{base}/webhooks/shopify"), load_shop.clone());
+        let (http, bodies, next, url, load_shop) = (
+            http.clone(),
+            bodies.clone(),
+            next.clone(),
+            format!("{base}/webhooks/shopify"),
+            load_shop.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -274,14 +365,29 @@ async fn main() {
     let webhook_ms = p50;
     report(
         "webhook_http",
-        &format!("{n_load} signed orders/create deliveries, 32 concurrent, over HTTP into the local stack (API Gateway v2 events -> the webhook handler) on the moto emulator"),
+        &format!(
+            "{n_load} signed orders/create deliveries, 32 concurrent, over HTTP into the local stack (API Gateway v2 events -> the webhook handler) on the moto emulator"
+        ),
         &[
             Metric::new("requests per second", n_load as f64 / load_wall, "req/s"),
-            Metric::new("reference: bare UpdateItem/s on the emulator, 32 concurrent", ref_rps, "req/s"),
-            Metric::new("webhooks/s ÷ bare UpdateItems/s", n_load as f64 / load_wall / ref_rps, "ratio"),
+            Metric::new(
+                "reference: bare UpdateItem/s on the emulator, 32 concurrent",
+                ref_rps,
+                "req/s",
+            ),
+            Metric::new(
+                "webhooks/s ÷ bare UpdateItems/s",
+                n_load as f64 / load_wall / ref_rps,
+                "ratio",
+            ),
             Metric::new("latency p50", p50, "ms"),
             Metric::new("latency p99", p99, "ms"),
-            Metric::new("DynamoDB calls per webhook", load_calls as f64 / n_load as f64, "calls").goal("= 1"),
+            Metric::new(
+                "DynamoDB calls per webhook",
+                load_calls as f64 / n_load as f64,
+                "calls",
+            )
+            .goal("= 1"),
         ],
         json!({"dynamodb_by_operation": load_ops}),
     );
@@ -314,7 +420,12 @@ async fn main() {
     for chunk in shopify_orders.chunks(8) {
         let mut set = tokio::task::JoinSet::new();
         for (oid, _) in chunk {
-            let (shop_base, shop, url, oid) = (shop_base.clone(), shop.clone(), format!("{base}/webhooks/shopify"), *oid);
+            let (shop_base, shop, url, oid) = (
+                shop_base.clone(),
+                shop.clone(),
+                format!("{base}/webhooks/shopify"),
+                *oid,
+            );
             set.spawn(async move {
                 let out = sandbox_post(&shop_base, "/_admin/webhooks/deliver", json!({"shop": shop, "topic": "orders/create", "order_id": oid, "target_url": url})).await;
                 assert_eq!(out["deliveries"][0]["status"], 200);
@@ -347,37 +458,59 @@ async fn main() {
         sandbox_post(&ae_base, &format!("/_admin/orders/{ae}/ship"), json!({})).await;
     }
     let t = Instant::now();
-    let poll = sync.poll(None, Instant::now() + Duration::from_secs(900)).await.unwrap();
+    let poll = sync
+        .poll(None, Instant::now() + Duration::from_secs(900))
+        .await
+        .unwrap();
     let poll_ms = t.elapsed().as_secs_f64() * 1000.0;
     assert_eq!(poll.pushes_queued as usize, n_orders, "{poll:?}");
-    let (push_busy, batches, sqs_reqs) = drain(&sqs, &queue_url, &pusher, Duration::from_millis(500)).await;
+    let (push_busy, batches, sqs_reqs) =
+        drain(&sqs, &queue_url, &pusher, Duration::from_millis(500)).await;
     let lifecycle_ops = counter.snapshot();
     let stats = sandbox_get(&shop_base, &format!("/_admin/stats?shop={shop}")).await;
-    assert_eq!(stats["fulfillments_created"].as_u64().unwrap() as usize, n_orders);
+    assert_eq!(
+        stats["fulfillments_created"].as_u64().unwrap() as usize,
+        n_orders
+    );
     let (reads, writes, rcu, wcu) = totals(&lifecycle_ops);
     let per = |x: f64| x / n_orders as f64;
     // Lambda: webhook + API handler time (measured per request), the poll invocation, the pusher's batches.
-    let lambda_gb_s = (handler_ms + poll_ms * n_orders as f64 / total as f64 + push_busy.as_secs_f64() * 1000.0) / 1000.0 * MEMORY_GB;
+    let lambda_gb_s =
+        (handler_ms + poll_ms * n_orders as f64 / total as f64 + push_busy.as_secs_f64() * 1000.0)
+            / 1000.0
+            * MEMORY_GB;
     let lambda_requests = api_requests as f64 + 1.0 + batches as f64;
     let sqs_requests = (n_orders as f64) / 10.0 + sqs_reqs as f64; // SendMessageBatch of 10 + receive/delete
-    let dollars = |wcu: f64, rcu: f64| wcu * DDB_PER_MILLION_WRU / 1e6 + rcu * DDB_PER_MILLION_RRU / 1e6;
+    let dollars =
+        |wcu: f64, rcu: f64| wcu * DDB_PER_MILLION_WRU / 1e6 + rcu * DDB_PER_MILLION_RRU / 1e6;
     let ddb_cost = dollars(wcu, rcu) / n_orders as f64 * 1000.0;
-    let lambda_cost = (lambda_gb_s * LAMBDA_PER_GB_S + lambda_requests * LAMBDA_PER_MILLION_REQ / 1e6) / total as f64 * 1000.0;
+    let lambda_cost = (lambda_gb_s * LAMBDA_PER_GB_S
+        + lambda_requests * LAMBDA_PER_MILLION_REQ / 1e6)
+        / total as f64
+        * 1000.0;
     let sqs_cost = sqs_requests * SQS_PER_MILLION / 1e6 / n_orders as f64 * 1000.0;
     let apigw_cost = api_requests as f64 * HTTP_API_PER_MILLION / 1e6 / total as f64 * 1000.0;
     report(
         "dynamodb_lifecycle",
-        &format!("{n_orders} orders through webhook -> link (API) -> scheduled poll -> push (+{n_latency} linked, not shipped), every DynamoDB request counted by an SDK interceptor with ReturnConsumedCapacity (capacity as the moto emulator reports it)"),
+        &format!(
+            "{n_orders} orders through webhook -> link (API) -> scheduled poll -> push (+{n_latency} linked, not shipped), every DynamoDB request counted by an SDK interceptor with ReturnConsumedCapacity (capacity as the moto emulator reports it)"
+        ),
         &[
             Metric::new("DynamoDB reads per order", per(reads as f64), "requests"),
-            Metric::new("DynamoDB writes per order", per(writes as f64), "requests").goal(">= 4 (create, link, poll, push)"),
+            Metric::new("DynamoDB writes per order", per(writes as f64), "requests")
+                .goal(">= 4 (create, link, poll, push)"),
             Metric::new("read capacity per order", per(rcu), "RRU"),
             Metric::new("write capacity per order", per(wcu), "WRU"),
             Metric::new("DynamoDB $ per 1,000 orders", ddb_cost, "USD"),
             Metric::new("Lambda $ per 1,000 orders", lambda_cost, "USD"),
             Metric::new("SQS $ per 1,000 orders", sqs_cost, "USD"),
             Metric::new("API Gateway $ per 1,000 orders", apigw_cost, "USD"),
-            Metric::new("total $ per 1,000 orders", ddb_cost + lambda_cost + sqs_cost + apigw_cost, "USD").goal("< 0.05"),
+            Metric::new(
+                "total $ per 1,000 orders",
+                ddb_cost + lambda_cost + sqs_cost + apigw_cost,
+                "USD",
+            )
+            .goal("< 0.05"),
         ],
         json!({"dynamodb_by_operation": lifecycle_ops, "poll": poll, "poll_ms": poll_ms, "push_busy_ms": push_busy.as_millis() as u64, "push_batches": batches, "lambda_gb_s": lambda_gb_s, "prices": {"ddb_per_million_wru": DDB_PER_MILLION_WRU, "ddb_per_million_rru": DDB_PER_MILLION_RRU, "lambda_per_gb_s": LAMBDA_PER_GB_S, "sqs_per_million": SQS_PER_MILLION, "http_api_per_million": HTTP_API_PER_MILLION}}),
     );
@@ -385,15 +518,22 @@ async fn main() {
     // ---- 3. Steady state: a scheduled poll that finds no change. -----------------------------------
     counter.reset();
     let t = Instant::now();
-    let steady = sync.poll(None, Instant::now() + Duration::from_secs(900)).await.unwrap();
+    let steady = sync
+        .poll(None, Instant::now() + Duration::from_secs(900))
+        .await
+        .unwrap();
     let steady_ms = t.elapsed().as_secs_f64() * 1000.0;
     let steady_ops = counter.snapshot();
     let (sr, sw, srcu, swcu) = totals(&steady_ops);
     let open = steady.orders.max(1) as f64;
-    let steady_cost = (dollars(swcu, srcu) + steady_ms / 1000.0 * MEMORY_GB * LAMBDA_PER_GB_S) / open * 1000.0;
+    let steady_cost =
+        (dollars(swcu, srcu) + steady_ms / 1000.0 * MEMORY_GB * LAMBDA_PER_GB_S) / open * 1000.0;
     report(
         "dynamodb_steady_poll",
-        &format!("a scheduled poll of {} open orders (shipped, not delivered) that finds no change", steady.orders),
+        &format!(
+            "a scheduled poll of {} open orders (shipped, not delivered) that finds no change",
+            steady.orders
+        ),
         &[
             Metric::new("DynamoDB reads per order", sr as f64 / open, "requests"),
             Metric::new("DynamoDB writes per order", sw as f64 / open, "requests").goal("= 0"),
@@ -416,14 +556,22 @@ async fn main() {
         let (oid, _) = shopify_orders[i];
         sandbox_post(&ae_base, &format!("/_admin/orders/{ae}/ship"), json!({})).await;
         let t = Instant::now();
-        let res = http.post(format!("{base}/shops/{shop}/orders/{oid}/sync")).header("Authorization", &auth).send().await.unwrap();
+        let res = http
+            .post(format!("{base}/shops/{shop}/orders/{oid}/sync"))
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
         loop {
             let o = sandbox_get(&shop_base, &format!("/_admin/orders/{oid}?shop={shop}")).await;
             if o["fulfillments"].as_array().is_some_and(|f| !f.is_empty()) {
                 break;
             }
-            assert!(t.elapsed() < Duration::from_secs(30), "no fulfillment for {oid}");
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "no fulfillment for {oid}"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         sync_lat.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -443,7 +591,12 @@ async fn main() {
             .await
             .unwrap();
         assert_eq!(res.status(), 200);
-        let res = http.get(format!("{base}/shops/{shop}/orders/{oid}")).header("Authorization", &auth).send().await.unwrap();
+        let res = http
+            .get(format!("{base}/shops/{shop}/orders/{oid}"))
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
         visible.push(t.elapsed().as_secs_f64() * 1000.0);
     }
@@ -453,11 +606,21 @@ async fn main() {
     };
     report(
         "sync_latency",
-        &format!("{n_latency} orders: tracking appears in the sandbox AliExpress -> POST .../sync -> fulfillment seen in the sandbox Shopify (pusher consuming the queue in-process); and {n_latency} webhooks -> GET the order"),
+        &format!(
+            "{n_latency} orders: tracking appears in the sandbox AliExpress -> POST .../sync -> fulfillment seen in the sandbox Shopify (pusher consuming the queue in-process); and {n_latency} webhooks -> GET the order"
+        ),
         &[
-            Metric::new("tracking -> fulfillment p50", p(sync_lat.clone(), 0.5), "ms"),
+            Metric::new(
+                "tracking -> fulfillment p50",
+                p(sync_lat.clone(), 0.5),
+                "ms",
+            ),
             Metric::new("tracking -> fulfillment p99", p(sync_lat, 0.99), "ms").goal("< 2000"),
-            Metric::new("webhook -> visible in API p50", p(visible.clone(), 0.5), "ms"),
+            Metric::new(
+                "webhook -> visible in API p50",
+                p(visible.clone(), 0.5),
+                "ms",
+            ),
             Metric::new("webhook -> visible in API p99", p(visible, 0.99), "ms").goal("< 100"),
         ],
         json!({}),
