@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SERVICES := $(PY) tests/tools/services.py
 
-.PHONY: test lint venv clean-venv local demo bench
+.PHONY: test lint venv clean-venv local demo bench lint-infra
 
 venv: $(VENV)/.installed
 
@@ -39,6 +39,28 @@ bench: venv
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Infrastructure checks (issue 7): cfn-lint, sam validate --lint, checkov, then `sam build` of every
+# function (cargo-lambda + zig, offline, default architecture arm64) and the zipped size of each
+# bootstrap. Its own virtualenv, pinned in tests/requirements-infra.txt (checkov, whose boto3 pin
+# clashes with SAM's, in .venv-infra/checkov from tests/requirements-checkov.txt).
+INFRA_VENV := .venv-infra
+INFRA_ENV := PATH="$(CURDIR)/$(INFRA_VENV)/bin:$$PATH" AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 \
+	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing SAM_CLI_TELEMETRY=0
+
+$(INFRA_VENV)/.installed: tests/requirements-infra.txt tests/requirements-checkov.txt
+	python3 -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-infra.txt
+	python3 -m venv $(INFRA_VENV)/checkov
+	$(INFRA_VENV)/checkov/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-checkov.txt
+	touch $@
+
+lint-infra: $(INFRA_VENV)/.installed
+	$(INFRA_ENV) cfn-lint template.yaml
+	$(INFRA_ENV) sam validate --lint
+	$(INFRA_ENV) $(INFRA_VENV)/checkov/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
+	$(INFRA_ENV) sam build
+	@for f in .aws-sam/build/*/bootstrap; do python3 -c 'import io, os, sys, zipfile; p = sys.argv[1]; b = io.BytesIO(); z = zipfile.ZipFile(b, "w", zipfile.ZIP_DEFLATED, compresslevel=9); z.write(p, "bootstrap"); z.close(); print(f"{p.split(os.sep)[-2]:32} {os.path.getsize(p) / 2**20:6.1f} MiB, zipped {len(b.getvalue()) / 2**20:5.2f} MiB")' "$$f"; done
 
 clean-venv:
 	rm -rf $(VENV)
