@@ -5,7 +5,7 @@
 //! handed to the webhook or API handler.
 
 use base64::Engine;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request as HyperRequest, Response as HyperResponse};
 use lambda_http::request::LambdaRequest;
@@ -114,19 +114,35 @@ async fn answer<H: Handler>(
     peer: SocketAddr,
 ) -> HyperResponse<Full<Bytes>> {
     let (parts, body) = req.into_parts();
+    // lambda_http builds the request URL from the path, the Host header and X-Forwarded-Proto,
+    // and panics when that is not a URL. On AWS, API Gateway sets all three; here they come
+    // from the client, so they are checked (and the scheme set) the way API Gateway would.
+    if !parts.uri.path().starts_with('/') {
+        return plain(400, "bad request target");
+    }
+    if let Some(host) = parts.headers.get(hyper::header::HOST)
+        && !host.to_str().is_ok_and(plausible_host)
+    {
+        return plain(400, "invalid Host header");
+    }
     let bytes = match Limited::new(body, MAX_PAYLOAD).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return plain(413, "payload too large"),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return plain(413, "payload too large");
+        }
+        Err(_) => return plain(400, "unreadable request body"),
     };
-    let headers: Vec<(String, String)> = parts
+    let mut headers: Vec<(String, String)> = parts
         .headers
         .iter()
+        .filter(|(k, _)| *k != "x-forwarded-proto")
         .filter_map(|(k, v)| {
             v.to_str()
                 .ok()
                 .map(|v| (k.as_str().to_owned(), v.to_owned()))
         })
         .collect();
+    headers.push(("x-forwarded-proto".to_owned(), "http".to_owned()));
     let event = apigw_event(
         parts.method.as_str(),
         parts.uri.path(),
@@ -153,6 +169,48 @@ async fn answer<H: Handler>(
     HyperResponse::from_parts(parts, Full::new(bytes))
 }
 
+/// Whether a Host header is `host[:port]` with a DNS name, IPv4 or bracketed IPv6 host: what a
+/// URL can be built from.
+fn plausible_host(raw: &str) -> bool {
+    let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if v6.is_empty()
+            || !v6
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        match after.strip_prefix(':') {
+            Some(p) => ("v6", Some(p)),
+            None if after.is_empty() => ("v6", None),
+            None => return false,
+        }
+    } else {
+        match raw.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (raw, None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|label| !label.is_empty() && label.len() <= 63 && !label.starts_with('-'))
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u16>().is_ok()
+    });
+    host_ok && port_ok
+}
+
 /// Serves `handler` on `listener` until the task is dropped.
 pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>) {
     loop {
@@ -177,5 +235,41 @@ pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>) {
                 tracing::debug!(error = %e, "connection closed");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_headers_a_url_can_be_built_from_are_plausible_and_others_are_not() {
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:3000",
+            "localhost",
+            "api.example.com:443",
+            "[::1]",
+            "[::1]:3000",
+        ] {
+            assert!(plausible_host(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "exa mple",
+            "127.0.0.1:99999",
+            "127.0.0.1:",
+            "http://x/y",
+            "a..b",
+            "-a.com",
+            "[::1",
+            "[::1]x",
+            "h\u{e9}st",
+            "a*",
+            "a/b",
+            "a@b",
+        ] {
+            assert!(!plausible_host(bad), "{bad}");
+        }
     }
 }

@@ -32,7 +32,7 @@ pub use compliance::{
 };
 pub use error::{HeaderError, PayloadError};
 pub use eventbridge::{EventBridgeDelivery, EventBridgePayload, parse_eventbridge};
-pub use headers::{DeliveryHeaders, PINNED_API_VERSION, Topic, read_headers};
+pub use headers::{DeliveryHeaders, MAX_WEBHOOK_ID, PINNED_API_VERSION, Topic, read_headers};
 pub use order::{ParsedOrder, parse_order};
 pub use signature::verify_hmac;
 

@@ -408,9 +408,11 @@ impl Store {
         limit: i32,
     ) -> Result<Page<StoredOrder>, StoreError> {
         let start = cursor.map(decode_cursor).transpose()?;
-        // A cursor from another tab or shop is refused, not handed to DynamoDB.
+        // A cursor from another tab or shop, or one that is not exactly the key of an order in
+        // this tab, is refused, not handed to DynamoDB (which answers a crafted start key with
+        // a ValidationException: a 500, not the 400 it is).
         if let Some(start) = &start
-            && start.get("gsi2pk") != Some(&s(tab_pk(shop, status)))
+            && !is_tab_key(start, shop, status)
         {
             return Err(StoreError::InvalidCursor);
         }
@@ -574,6 +576,35 @@ fn decode_cursor(raw: &str) -> Result<Item, StoreError> {
         return Err(bad());
     }
     Ok(m.into_iter().map(|(k, v)| (k, s(v))).collect())
+}
+
+/// Whether `key` is exactly the index key of an order item in `shop`'s `status` tab: `gsi2pk`
+/// the tab, `gsi2sk` `{created ms}#{20-digit id}`, and the table key of that very order.
+fn is_tab_key(key: &Item, shop: &ShopDomain, status: OrderStatus) -> bool {
+    let get = |k: &str| match key.get(k) {
+        Some(AttributeValue::S(v)) => Some(v.as_str()),
+        _ => None,
+    };
+    let (Some(pk), Some(sk), Some(gsi2pk), Some(gsi2sk)) =
+        (get("pk"), get("sk"), get("gsi2pk"), get("gsi2sk"))
+    else {
+        return false;
+    };
+    let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    let Some((created, id)) = gsi2sk.split_once('#') else {
+        return false;
+    };
+    let Ok(id_num) = id.parse::<u64>() else {
+        return false;
+    };
+    key.len() == 4
+        && created.len() >= 15
+        && digits(created)
+        && id.len() == 20
+        && digits(id)
+        && gsi2pk == tab_pk(shop, status)
+        && sk == ORDER_SK
+        && pk == pk_of(shop, id_num)
 }
 
 /// Whether a client-supplied cursor is well formed (for a 400 before touching the table).

@@ -15,6 +15,11 @@ pub enum HeaderError {
     /// it is attacker-controlled until the HMAC is checked.
     #[error("X-Shopify-Shop-Domain is not a *.myshopify.com domain")]
     InvalidShop,
+    /// `X-Shopify-Webhook-Id` is longer than [`crate::webhook::MAX_WEBHOOK_ID`] bytes (Shopify's
+    /// are UUIDs). It becomes part of a DynamoDB key, whose size is bounded: refused up front,
+    /// before anything is done, rather than failing half-way through a compliance action.
+    #[error("X-Shopify-Webhook-Id is too long")]
+    InvalidWebhookId,
 }
 
 /// Why a payload cannot be used. The webhook answers [`PayloadError::http_status`] and writes

@@ -135,7 +135,8 @@ impl DeliveryHeaders {
 /// not see the duplicates.
 ///
 /// Errors: [`HeaderError::MissingTopic`], [`HeaderError::MissingShop`],
-/// [`HeaderError::InvalidShop`]. Verify the HMAC before trusting anything read here.
+/// [`HeaderError::InvalidShop`], [`HeaderError::InvalidWebhookId`]. Verify the HMAC before
+/// trusting anything read here.
 pub fn read_headers<'a>(
     get: impl Fn(&str) -> Option<&'a str>,
 ) -> Result<DeliveryHeaders, HeaderError> {
@@ -155,16 +156,27 @@ pub fn read_headers<'a>(
         .filter(|v| !v.is_empty())
         .ok_or(HeaderError::MissingShop)?;
     let shop = ShopDomain::parse(shop_raw).map_err(|_| HeaderError::InvalidShop)?;
+    let webhook_id = value("X-Shopify-Webhook-Id");
+    if webhook_id
+        .as_deref()
+        .is_some_and(|id| id.len() > MAX_WEBHOOK_ID)
+    {
+        return Err(HeaderError::InvalidWebhookId);
+    }
     Ok(DeliveryHeaders {
         topic,
         shop,
         hmac: value("X-Shopify-Hmac-Sha256"),
-        webhook_id: value("X-Shopify-Webhook-Id"),
+        webhook_id,
         event_id: value("X-Shopify-Event-Id"),
         triggered_at: value("X-Shopify-Triggered-At"),
         api_version: value("X-Shopify-API-Version"),
     })
 }
+
+/// The longest `X-Shopify-Webhook-Id` accepted, in bytes. Shopify's are UUIDs (36); the id is
+/// part of the dedupe record's key, and DynamoDB refuses partition keys over 2,048 bytes.
+pub const MAX_WEBHOOK_ID: usize = 255;
 
 /// RFC 3339 (offset required, fractional seconds optional, up to nanoseconds) to milliseconds
 /// since the epoch, rounded down.
@@ -233,6 +245,24 @@ mod tests {
                 Err(HeaderError::InvalidShop),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn an_over_long_webhook_id_is_refused_before_anything_is_done() {
+        let long = "w".repeat(MAX_WEBHOOK_ID + 1);
+        let ok = "w".repeat(MAX_WEBHOOK_ID);
+        for (id, want) in [
+            (&long, Err(HeaderError::InvalidWebhookId)),
+            (&ok, Ok(ok.clone())),
+        ] {
+            let pairs = [
+                ("X-Shopify-Topic", "shop/redact"),
+                ("X-Shopify-Shop-Domain", "a.myshopify.com"),
+                ("X-Shopify-Webhook-Id", id.as_str()),
+            ];
+            let got = read_headers(lookup(&pairs)).map(|h| h.webhook_id.unwrap_or_default());
+            assert_eq!(got, want);
         }
     }
 
