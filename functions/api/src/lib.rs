@@ -506,13 +506,18 @@ mod tests {
     #[test]
     fn every_listed_route_is_served_and_no_other_method_is() {
         for (m, p) in ROUTES {
-            let path = p.replace("{shop}", "a.myshopify.com").replace("{order_id}", "1");
+            let path = p
+                .replace("{shop}", "a.myshopify.com")
+                .replace("{order_id}", "1");
             let method: Method = m.parse().unwrap();
             assert!(route(&method, &path).is_ok(), "{m} {p}");
             for other in ["GET", "PUT", "POST", "DELETE", "PATCH"] {
                 if !ROUTES.iter().any(|(mm, pp)| *mm == other && pp == p) {
                     let r = route(&other.parse().unwrap(), &path);
-                    assert!(matches!(r, Err(ApiError::MethodNotAllowed(_))), "{other} {p}");
+                    assert!(
+                        matches!(r, Err(ApiError::MethodNotAllowed(_))),
+                        "{other} {p}"
+                    );
                 }
             }
         }

@@ -1,11 +1,17 @@
 //! `openapi.yaml` describes exactly the routes the router serves (plus the webhook route).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::collections::BTreeSet;
 
 /// (METHOD, path) pairs under `paths:`; the file keeps paths at two spaces and methods at four.
 fn described() -> BTreeSet<(String, String)> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.yaml")).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.yaml"))
+        .unwrap();
     let mut out = BTreeSet::new();
     let mut in_paths = false;
     let mut path: Option<String> = None;
