@@ -64,3 +64,19 @@ lint-infra: $(INFRA_VENV)/.installed
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Fuzzing: every cargo-fuzz target in fuzz/ (its own workspace, not a member of this one) for
+# FUZZ_SECONDS each (default 300). libFuzzer needs nightly compiler flags; RUSTC_BOOTSTRAP=1 lets
+# the stable toolchain take them. The committed seeds (fuzz/corpus/<target>) are read, new
+# inputs go to fuzz/work/<target>; a crash stops the run with its input in fuzz/artifacts/.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS := webhook_payload aliexpress_response
+.PHONY: fuzz
+fuzz:
+	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked --version 0.13.2
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		mkdir -p work/$$t && \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run $$t work/$$t corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+			|| exit 1; \
+	done
