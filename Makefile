@@ -80,3 +80,9 @@ fuzz:
 			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
 			|| exit 1; \
 	done
+
+# The chaos run (issue 9): ORDERS (1000) orders over SHOPS (5) shops through the whole lifecycle
+# with faults injected everywhere, checked against the sandboxes' records; fails on any violation.
+.PHONY: chaos
+chaos: venv
+	$(SERVICES) -- cargo run --release -p dropsync-bench --bin chaos

@@ -9,6 +9,8 @@
     clippy::indexing_slicing
 )]
 
+pub mod chaos;
+
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType,

@@ -1,0 +1,61 @@
+//! `make chaos`: the chaos run of issue #9 — ORDERS (1000) orders over SHOPS (5) shops through the
+//! whole lifecycle with faults injected, then checked against the sandboxes' own records (see
+//! `dropsync_tests::chaos`). Prints the report and a `BENCH` line; exits 1 on any violation.
+//!
+//! Run: `.venv/bin/python tests/tools/services.py -- cargo run --release -p dropsync-bench --bin chaos`
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use dropsync_bench::{Metric, report};
+use dropsync_tests::chaos::{ChaosConfig, REQUIRED_FAULTS, run_with};
+use serde_json::json;
+
+fn env_n(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    let orders = env_n("ORDERS", 1000) as usize;
+    let shops = env_n("SHOPS", 5) as usize;
+    let seed = env_n("SEED", 9);
+    let cfg = ChaosConfig::new(orders, shops, seed);
+    let r = run_with(cfg).await;
+    println!("{}", r.summary());
+    let missing: Vec<&str> = REQUIRED_FAULTS
+        .iter()
+        .copied()
+        .filter(|k| r.fault(k) == 0)
+        .collect();
+    let mut metrics = vec![
+        Metric::new("orders", r.orders as f64, "orders"),
+        Metric::new("shops", r.shops as f64, "shops"),
+        Metric::new("packages shipped", r.packages_expected as f64, "packages"),
+        Metric::new(
+            "fulfillments created",
+            r.fulfillments as f64,
+            "fulfillments",
+        )
+        .goal("= packages shipped"),
+        Metric::new("violations", r.violations.len() as f64, "violations").goal("= 0"),
+        Metric::new("fault kinds not injected", missing.len() as f64, "kinds").goal("= 0"),
+        Metric::new("wall time", r.wall_secs, "s"),
+    ];
+    for (k, v) in &r.faults {
+        metrics.push(Metric::new(&format!("fault: {k}"), *v as f64, "events"));
+    }
+    report(
+        "chaos",
+        &format!(
+            "{} orders over {} shops through webhooks, links, AliExpress polls and manual syncs, and the pusher, with faults injected on every side; then one clean round; checked against the sandboxes' records",
+            r.orders, r.shops
+        ),
+        &metrics,
+        json!({"report": r, "missing_faults": missing}),
+    );
+    if !r.violations.is_empty() || !missing.is_empty() {
+        std::process::exit(1);
+    }
+}
