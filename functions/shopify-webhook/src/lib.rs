@@ -4,6 +4,24 @@
 //! Two entry points over one service: the HTTPS path must answer Shopify within 5 s with a
 //! status code, the EventBridge path reports SQS batch-item failures; the logic (verification,
 //! topics, the one conditional write) is the same `WebhookService`.
+//!
+//! # Why EventBridge has its own binary (`src/bin/eventbridge.rs`), not a branch in this one
+//!
+//! - **Trust.** An HTTPS delivery is trusted because its HMAC verifies; an EventBridge delivery
+//!   is unsigned and trusted because AWS routed it from Shopify's partner event source. In one
+//!   function, the unsigned path would sit one mis-parsed event away from the public URL: API
+//!   Gateway could hand it a body shaped like an EventBridge envelope. As separate functions, no
+//!   HTTP request can ever reach the unsigned path, and the IAM policies say so (API Gateway may
+//!   invoke one, only the SQS event source mapping the other).
+//! - **Contract.** `lambda_http::run` accepts API Gateway/ALB events and answers HTTP statuses
+//!   (Shopify retries any non-2xx); the SQS path answers `batchItemFailures` so that only the
+//!   failed messages are retried and, in the end, land in the DLQ. One binary would need a
+//!   hand-written union of event shapes and two answer types.
+//! - **Limits.** The HTTPS function must answer well inside Shopify's 5 s; the SQS consumer may
+//!   take longer (an id-only event is re-fetched through the Admin API, with throttling retries)
+//!   and is sized by its batch, not by Shopify's deadline. Timeouts, concurrency and alarms differ.
+//!
+//! Both binaries are built from this crate and share everything but their `main`.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use dropsync_app::webhook::{WebhookError, WebhookService};
@@ -71,7 +89,13 @@ pub async fn handle_eventbridge_batch<A: ShopifyAdmin>(
         };
         match outcome {
             Ok(_) => {}
-            Err(WebhookError::Unavailable) => response.add_failure(id),
+            // A 5xx on the HTTPS path: SQS retries the message, then moves it to the DLQ. Only
+            // what can never succeed (a 4xx: malformed, unknown shop, not from Shopify) is
+            // acknowledged and dropped, with a warning.
+            Err(e) if e.status() >= 500 => {
+                warn!(message_id = id.as_str(), error = %e, "EventBridge delivery failed; will be retried");
+                response.add_failure(id);
+            }
             Err(e) => warn!(message_id = id.as_str(), error = %e, "EventBridge delivery refused"),
         }
     }

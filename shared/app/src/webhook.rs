@@ -9,8 +9,9 @@ use crate::now_ms;
 use dropsync_domain::ShopDomain;
 use dropsync_shopify::admin::ShopifyAdmin;
 use dropsync_shopify::webhook::{
-    DeliveryHeaders, EventBridgePayload, HeaderError, Topic, parse_customers_redact,
-    parse_eventbridge, parse_order, parse_shop_redact, read_headers, verify_hmac,
+    DeliveryHeaders, EventBridgePayload, HeaderError, PayloadError, Topic, parse_customers_redact,
+    parse_data_request, parse_eventbridge, parse_order, parse_shop_redact, read_headers,
+    verify_hmac,
 };
 use dropsync_store::{ShopifyApplied, Store, StoreError};
 use std::sync::Arc;
@@ -121,6 +122,12 @@ impl<A: ShopifyAdmin> WebhookService<A> {
     ) -> Result<Outcome, WebhookError> {
         let delivery =
             parse_eventbridge(event).map_err(|e| WebhookError::BadRequest(e.to_string()))?;
+        // Only AWS can emit `aws.partner/…` sources (PutEvents refuses them), so this is what
+        // authenticates an unsigned delivery — whatever else may be able to write to the queue.
+        if !delivery.from_shopify_partner_source() {
+            warn!("EventBridge event not from a Shopify partner event source; refused");
+            return Err(WebhookError::Unauthorized);
+        }
         let shop = delivery.headers.shop.clone();
         if self.credentials.shop(&shop).is_none() {
             return Err(WebhookError::Unauthorized);
@@ -166,6 +173,12 @@ impl<A: ShopifyAdmin> WebhookService<A> {
     async fn apply(&self, headers: &DeliveryHeaders, body: &[u8]) -> Result<Outcome, WebhookError> {
         let shop = &headers.shop;
         let topic = &headers.topic;
+        if let Some(version) = &headers.api_version
+            && !headers.is_pinned_api_version()
+        {
+            // Shopify falls forward silently when the pinned version is retired (spec §1).
+            warn!(shop = %shop, topic = topic.as_str(), api_version = version.as_str(), "payload serialised with an API version other than the pinned one");
+        }
         match topic {
             Topic::OrdersCreate
             | Topic::OrdersUpdated
@@ -188,40 +201,68 @@ impl<A: ShopifyAdmin> WebhookService<A> {
                 Ok(Outcome::ShopDeactivated)
             }
             Topic::CustomersDataRequest | Topic::CustomersRedact | Topic::ShopRedact => {
-                if let Some(id) = &headers.webhook_id
-                    && !self
-                        .store
-                        .record_delivery(shop, id, now_ms(), DEDUPE_TTL_SECS)
-                        .await?
-                {
-                    return Ok(Outcome::Duplicate);
-                }
-                match topic {
-                    Topic::ShopRedact => {
-                        parse_shop_redact(body)
-                            .map_err(|e| WebhookError::BadRequest(e.to_string()))?;
-                        let n = self.store.delete_shop_data(shop).await?;
-                        info!(shop = %shop, orders = n, "shop redacted");
-                        Ok(Outcome::ShopRedacted(n))
-                    }
-                    Topic::CustomersRedact => {
-                        let req = parse_customers_redact(body)
-                            .map_err(|e| WebhookError::BadRequest(e.to_string()))?;
-                        // dropsync keeps no customer data (no names, emails, phones or
-                        // addresses; only ids, SKUs and quantities), so there is nothing to erase.
-                        info!(shop = %shop, orders = req.orders_to_redact.len(), "customer redact: no personal data held");
-                        Ok(Outcome::ComplianceAcknowledged)
-                    }
-                    _ => {
-                        info!(shop = %shop, "customer data request: no personal data held");
-                        Ok(Outcome::ComplianceAcknowledged)
-                    }
-                }
+                self.compliance(headers, body).await
             }
             Topic::Other(name) => {
                 info!(shop = %shop, topic = name.as_str(), "topic not used; ignored");
                 Ok(Outcome::Ignored)
             }
         }
+    }
+}
+
+impl<A: ShopifyAdmin> WebhookService<A> {
+    /// The mandatory compliance topics (spec §3.8). The body is parsed, and must name the shop
+    /// the (verified) headers name, before anything is written: a bad body is a 400 with nothing
+    /// written, not a recorded delivery that would turn Shopify's retries into no-ops.
+    ///
+    /// The action comes first and the delivery id (dedupe, spec §3.6) is recorded after it:
+    /// every action here is idempotent, and recording first would let a failure between the two
+    /// (DynamoDB unavailable half-way through a `shop/redact`) turn the retry into a "duplicate"
+    /// that never deletes anything.
+    async fn compliance(
+        &self,
+        headers: &DeliveryHeaders,
+        body: &[u8],
+    ) -> Result<Outcome, WebhookError> {
+        let shop = &headers.shop;
+        let bad = |e: PayloadError| WebhookError::BadRequest(e.to_string());
+        let body_shop = match headers.topic {
+            Topic::ShopRedact => parse_shop_redact(body).map_err(bad)?.shop_domain,
+            Topic::CustomersRedact => parse_customers_redact(body).map_err(bad)?.shop_domain,
+            _ => parse_data_request(body).map_err(bad)?.shop_domain,
+        };
+        if &body_shop != shop {
+            return Err(WebhookError::BadRequest(
+                "shop_domain does not match X-Shopify-Shop-Domain".into(),
+            ));
+        }
+        let outcome = match headers.topic {
+            Topic::ShopRedact => {
+                let n = self.store.delete_shop_data(shop).await?;
+                info!(shop = %shop, orders = n, "shop redacted");
+                Outcome::ShopRedacted(n)
+            }
+            // dropsync keeps no customer data (no names, emails, phones or addresses; only ids,
+            // SKUs, titles and quantities), so there is nothing to erase or to report.
+            Topic::CustomersRedact => {
+                info!(shop = %shop, "customer redact: no personal data held");
+                Outcome::ComplianceAcknowledged
+            }
+            _ => {
+                info!(shop = %shop, "customer data request: no personal data held");
+                Outcome::ComplianceAcknowledged
+            }
+        };
+        if let Some(id) = &headers.webhook_id
+            && !self
+                .store
+                .record_delivery(shop, id, now_ms(), DEDUPE_TTL_SECS)
+                .await?
+        {
+            info!(shop = %shop, topic = headers.topic.as_str(), "compliance delivery seen before");
+            return Ok(Outcome::Duplicate);
+        }
+        Ok(outcome)
     }
 }

@@ -181,9 +181,11 @@ impl Store {
             in_list.push(format!(":p{i}"));
         }
         // Without supplier orders or a failed placement, the Shopify facts alone decide the
-        // status, so the write may set it blind — as long as the table allows the move.
+        // status, so the write may set it blind — as long as the table allows the move. An item
+        // without a version is not an order yet, only the marker `mark_needs_refetch` leaves for
+        // an id-only event: the first full event makes it one.
         let condition = format!(
-            "attribute_not_exists(pk) OR (updated_at < :u AND so_count = :zero AND attribute_not_exists(failed) AND #st IN ({}))",
+            "attribute_not_exists(pk) OR attribute_not_exists(version) OR (updated_at < :u AND so_count = :zero AND attribute_not_exists(failed) AND #st IN ({}))",
             in_list.join(", ")
         );
         let mut update = format!("SET {}", sets.join(", "));
