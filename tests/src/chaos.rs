@@ -155,6 +155,7 @@ pub const REQUIRED_FAULTS: &[&str] = &[
     "pusher_killed",
     "sync_races",
     "dynamodb_outages",
+    "dynamodb_connections_cut",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -163,6 +164,8 @@ pub const REQUIRED_FAULTS: &[&str] = &[
 struct Proxy {
     url: String,
     down: watch::Sender<bool>,
+    /// Connections refused or cut while down.
+    cut: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Proxy {
@@ -170,29 +173,36 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (down, rx) = watch::channel(false);
+        let cut = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let cut_ = cut.clone();
         tokio::spawn(async move {
+            let bump = |c: &std::sync::atomic::AtomicU64| {
+                c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            };
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
                     continue;
                 };
                 if *rx.borrow() {
                     drop(inbound);
+                    bump(&cut_);
                     continue;
                 }
                 let mut rx = rx.clone();
                 let target = target.clone();
+                let cut = cut_.clone();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
                         return;
                     };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = rx.wait_for(|d| *d) => {}
+                        _ = rx.wait_for(|d| *d) => bump(&cut),
                     }
                 });
             }
         });
-        Self { url, down }
+        Self { url, down, cut }
     }
 
     fn set_down(&self, down: bool) {
@@ -1233,6 +1243,10 @@ async fn check(ctx: &Arc<Ctx>, plans: &Arc<Vec<Plan>>) -> ChaosReport {
             report.faults.insert(k.clone(), *v);
         }
     }
+    report.faults.insert(
+        "dynamodb_connections_cut".into(),
+        ctx.proxy.cut.load(std::sync::atomic::Ordering::Relaxed),
+    );
     report.violations = violations;
     report
 }

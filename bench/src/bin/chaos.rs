@@ -2,6 +2,8 @@
 //! whole lifecycle with faults injected, then checked against the sandboxes' own records (see
 //! `dropsync_tests::chaos`). Prints the report and a `BENCH` line; exits 1 on any violation.
 //!
+//! BAN_SECONDS (1) sets the length of an AliExpress ban (each one stops every call for that long).
+//!
 //! Run: `.venv/bin/python tests/tools/services.py -- cargo run --release -p dropsync-bench --bin chaos`
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
@@ -21,7 +23,13 @@ async fn main() {
     let orders = env_n("ORDERS", 1000) as usize;
     let shops = env_n("SHOPS", 5) as usize;
     let seed = env_n("SEED", 9);
-    let cfg = ChaosConfig::new(orders, shops, seed);
+    let mut cfg = ChaosConfig::new(orders, shops, seed);
+    if let Some(b) = std::env::var("BAN_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.ban_seconds = b;
+    }
     let r = run_with(cfg).await;
     println!("{}", r.summary());
     let missing: Vec<&str> = REQUIRED_FAULTS
