@@ -30,8 +30,9 @@ pub enum TriggerError {
     Unrecognised(String),
 }
 
-/// Reads the event: an EventBridge scheduled event, an SQS batch of continuation cursors, or
-/// `{}` (a manual run).
+/// Reads the event: an EventBridge scheduled event (`"detail-type": "Scheduled Event"`), an SQS
+/// batch of continuation cursors, `{}` (a manual run from the start), or a bare cursor
+/// (`{"shard": 3}`: a manual run from there).
 pub fn trigger(event: &Value) -> Result<Vec<Trigger>, TriggerError> {
     if event.get("Records").is_some() {
         let sqs: SqsEvent = serde_json::from_value(event.clone())
@@ -45,6 +46,11 @@ pub fn trigger(event: &Value) -> Result<Vec<Trigger>, TriggerError> {
             }
         }
         return Ok(out);
+    }
+    if event.get("shard").is_some() {
+        return serde_json::from_value::<PollCursor>(event.clone())
+            .map(|c| vec![Trigger::Continue(c)])
+            .map_err(|e| TriggerError::Unrecognised(format!("cursor: {e}")));
     }
     match event.get("detail-type").and_then(Value::as_str) {
         Some("Scheduled Event") => Ok(vec![Trigger::Schedule]),
@@ -82,6 +88,8 @@ where
         };
         let report = svc.poll(from, deadline).await.map_err(|e| e.to_string())?;
         if let Some(c) = &report.continue_from {
+            // A failed send fails the invocation: its trigger (the schedule's retry, or the
+            // continuation message coming back) runs again, so the rest is never dropped.
             continuation.continue_from(c).await?;
             info!(shard = c.shard, "continuation sent");
         }

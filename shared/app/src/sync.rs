@@ -1,20 +1,48 @@
 //! AliExpress → dropsync: the sync of one supplier order, of one order, of a shop, and the
 //! scheduled poll of everything open — used by the poller and by the merchant's manual sync.
+//!
+//! Every change is applied with the store's conditional read-modify-write (DESIGN.md §3 rule 1):
+//! a sync that loses a race re-decides from what is stored now, so two polls and a manual sync on
+//! the same order end where one would. A package that needs pushing is recorded as due in the
+//! same write (rule 4); the sync whose write recorded it sends its message afterwards, and a push
+//! still due long after that ([`RESEND_GRACE`]) is claimed and re-sent by the next sync.
 
 use crate::now_ms;
 use crate::queue::{PushMessage, TrackingQueue};
 use dropsync_aliexpress::{AeError, AliExpressApi};
-use dropsync_domain::ops::{AeObservation, SyncChanges, apply_ae_observation};
-use dropsync_domain::{Order, ShopDomain, SupplierStatus, map_ae_order};
-use dropsync_store::{Store, StoreError, StoredOrder};
+use dropsync_domain::ops::{AeObservation, SyncChanges, apply_ae_observation, claim_stale_pushes};
+use dropsync_domain::{ShopDomain, SupplierStatus, map_ae_order};
+use dropsync_store::{Page, ShopRecord, Store, StoreError, StoredOrder};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
+
+/// How long a push may stay due after its message was sent before a sync sends it again.
+///
+/// Why 30 minutes: the message may still be on the tracking queue or being retried by the pusher
+/// for up to the queue's `maxReceiveCount` × visibility timeout (8 × 180 s = 24 min, template.yaml)
+/// before it lands in the dead-letter queue; re-sending earlier would only double the pusher's
+/// work (and a rerun right after a poll must queue nothing). Any later run — twice a day, or a
+/// manual sync — re-sends what is still due, so a message lost between the write and the send
+/// (a crash, an SQS outage) is recovered.
+pub const RESEND_GRACE: Duration = Duration::from_secs(30 * 60);
+
+/// Orders per page of the open index. Small enough that the page in flight when the deadline
+/// comes finishes well inside the poller's reserve (50 orders × 2 calls at 10 calls/s = 10 s),
+/// large enough that paging costs nothing next to the AliExpress calls.
+pub const POLL_PAGE: i32 = 50;
+
+/// An `ApiCallLimit` ban longer than this is not waited out by the client (it refuses calls
+/// until it ends): the poll stops, and what is left waits for the next run.
+const LONG_BAN: Duration = Duration::from_secs(30);
+
+/// Attempts at reading one page of the open index before the poll gives up on it.
+const PAGE_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -35,6 +63,20 @@ impl SyncError {
             SyncError::NotFound => false,
         }
     }
+
+    /// Why every further AliExpress call of this run would fail the same way, if it would.
+    fn stops_the_run(&self) -> Option<String> {
+        match self {
+            SyncError::Ae(AeError::InvalidToken) => {
+                Some("AliExpress authorization is no longer valid: re-authorize the app".into())
+            }
+            SyncError::Ae(AeError::RateLimited { ban }) if *ban > LONG_BAN => Some(format!(
+                "AliExpress banned the app key for {} s",
+                ban.as_secs()
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Where a poll stopped, to be continued by the next invocation.
@@ -43,19 +85,45 @@ pub struct PollCursor {
     pub shard: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page: Option<String>,
+    /// What the run did in the invocations before this one (for progress logs and the summary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunSoFar>,
+}
+
+/// A run across invocations: when it started and its running totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSoFar {
+    /// ms epoch.
+    pub started_ms: i64,
+    pub invocations: u32,
+    pub orders: u64,
+    pub changed: u64,
+    pub pushes_queued: u64,
+    pub errors: u64,
 }
 
 /// Counts of a poll or a shop sync.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PollReport {
+    /// Orders synced (an order tried again at the end of the run counts once).
     pub orders: u64,
+    /// Supplier orders asked about (every try).
     pub supplier_orders: u64,
+    /// Supplier orders whose sync changed the order.
     pub changed: u64,
     pub pushes_queued: u64,
+    /// Supplier orders (or orders) that could not be synced; each is left unchanged.
     pub errors: u64,
     pub skipped_inactive: u64,
+    /// Orders that failed with a retryable error and were tried once more at the end.
+    #[serde(default)]
+    pub retried: u64,
     /// Set when the run stopped early; continue from here.
     pub continue_from: Option<PollCursor>,
+    /// Set when the run stopped because no further AliExpress call could succeed (the app must be
+    /// re-authorized, or a ban longer than an invocation): what is left waits for the next run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -66,10 +134,15 @@ struct Counters {
     pushes_queued: AtomicU64,
     errors: AtomicU64,
     skipped_inactive: AtomicU64,
+    retried: AtomicU64,
+}
+
+fn bump(c: &AtomicU64, by: u64) {
+    c.fetch_add(by, Ordering::Relaxed);
 }
 
 impl Counters {
-    fn report(&self, continue_from: Option<PollCursor>) -> PollReport {
+    fn report(&self, continue_from: Option<PollCursor>, aborted: Option<String>) -> PollReport {
         PollReport {
             orders: self.orders.load(Ordering::Relaxed),
             supplier_orders: self.supplier_orders.load(Ordering::Relaxed),
@@ -77,7 +150,9 @@ impl Counters {
             pushes_queued: self.pushes_queued.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             skipped_inactive: self.skipped_inactive.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
             continue_from,
+            aborted,
         }
     }
 }
@@ -110,10 +185,247 @@ fn wants_tracking(obs: &AeObservation, stored: SupplierStatus, known_packages: b
     known_packages || shipped(stored) || mapped.is_some_and(shipped)
 }
 
+/// The pushes a sync made due: `(AliExpress order id, tracking number)`.
+fn made_due(ae_order_id: u64, changes: &SyncChanges) -> impl Iterator<Item = (u64, String)> + '_ {
+    changes
+        .new_packages
+        .iter()
+        .chain(changes.corrected_packages.iter())
+        .map(move |t| (ae_order_id, t.clone()))
+}
+
+/// What a sync of one order came to.
+#[derive(Debug)]
+struct OrderOutcome {
+    stored: StoredOrder,
+    /// At least one AliExpress call of this order succeeded.
+    reached: bool,
+    /// The last error of a supplier order (the others were still synced).
+    error: Option<SyncError>,
+}
+
+/// The state shared by the orders of one poll or shop sync.
+#[derive(Debug, Default)]
+struct RunControl {
+    stopped: AtomicBool,
+    reason: Mutex<Option<String>>,
+    /// Shop records read once per run.
+    shops: tokio::sync::Mutex<HashMap<ShopDomain, ShopRecord>>,
+    /// Shops whose re-authorization flag this run has already cleared.
+    cleared: Mutex<HashSet<ShopDomain>>,
+    /// Orders that failed with a retryable error, for one more try at the end of the run.
+    failed: Mutex<Vec<(ShopDomain, u64)>>,
+}
+
+impl RunControl {
+    fn stop(&self, reason: String) {
+        let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if r.is_none() {
+            warn!(reason = reason.as_str(), "stopping the run");
+            *r = Some(reason);
+        }
+        self.stopped.store(true, Ordering::Release);
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    fn reason(&self) -> Option<String> {
+        self.reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn take_failed(&self) -> Vec<(ShopDomain, u64)> {
+        std::mem::take(&mut *self.failed.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Orders of one run in flight: at most `concurrency` at once, spawned as keys arrive, so paging
+/// overlaps the syncing.
+struct Batch<A, Q> {
+    svc: Arc<SyncService<A, Q>>,
+    sem: Arc<Semaphore>,
+    set: JoinSet<()>,
+    counters: Arc<Counters>,
+    ctl: Arc<RunControl>,
+}
+
+impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Batch<A, Q> {
+    fn new(svc: &Arc<SyncService<A, Q>>) -> Self {
+        Self {
+            svc: svc.clone(),
+            sem: Arc::new(Semaphore::new(svc.concurrency.max(1))),
+            set: JoinSet::new(),
+            counters: Arc::new(Counters::default()),
+            ctl: Arc::new(RunControl::default()),
+        }
+    }
+
+    /// The shop's record, read once per run (a shop never seen, or unreadable, counts as active).
+    async fn shop(&self, shop: &ShopDomain) -> ShopRecord {
+        let mut cache = self.ctl.shops.lock().await;
+        if let Some(rec) = cache.get(shop) {
+            return rec.clone();
+        }
+        let rec = match self.svc.store.get_shop(shop).await {
+            Ok(rec) => rec,
+            Err(e) => {
+                warn!(shop = %shop, error = %e, "shop record unreadable; syncing anyway");
+                ShopRecord {
+                    active: true,
+                    ..ShopRecord::default()
+                }
+            }
+        };
+        cache.insert(shop.clone(), rec.clone());
+        rec
+    }
+
+    /// Starts syncing one order once a slot is free (waits for the slot). `retry` marks the
+    /// second try of an order that failed earlier in the run.
+    async fn push(&mut self, shop: ShopDomain, id: u64, retry: bool) {
+        while self.set.try_join_next().is_some() {}
+        if self.ctl.is_stopped() {
+            return;
+        }
+        let rec = self.shop(&shop).await;
+        if !rec.active {
+            bump(&self.counters.skipped_inactive, 1);
+            debug!(shop = %shop, order_id = id, "shop inactive; order skipped");
+            return;
+        }
+        let Ok(permit) = self.sem.clone().acquire_owned().await else {
+            return;
+        };
+        let svc = self.svc.clone();
+        let counters = self.counters.clone();
+        let ctl = self.ctl.clone();
+        self.set.spawn(async move {
+            let _permit = permit;
+            if ctl.is_stopped() {
+                return;
+            }
+            if retry {
+                bump(&counters.retried, 1);
+            }
+            let outcome = svc.sync_order_counted(&shop, id, &counters).await;
+            if !retry && !matches!(outcome, Err(SyncError::NotFound)) {
+                bump(&counters.orders, 1);
+            }
+            let error = match outcome {
+                Ok(out) => {
+                    if out.reached && rec.aliexpress_reauth_needed {
+                        svc.clear_reauth(&shop, &ctl).await;
+                    }
+                    out.error
+                }
+                Err(SyncError::NotFound) => {
+                    debug!(shop = %shop, order_id = id, "order gone since it was listed");
+                    None
+                }
+                Err(e) => Some(e),
+            };
+            if let Some(e) = error {
+                if let Some(reason) = e.stops_the_run() {
+                    ctl.stop(reason);
+                } else if e.is_retryable() && !retry {
+                    ctl.failed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((shop.clone(), id));
+                }
+                warn!(shop = %shop, order_id = id, error = %e, "order not fully synced; left for the next run");
+            }
+        });
+    }
+
+    /// Waits for every order in flight.
+    async fn drain(&mut self) {
+        while self.set.join_next().await.is_some() {}
+    }
+
+    /// Tries the orders that failed with a retryable error once more (a ban or an ISP error that
+    /// outlasted the client's own retries has usually passed by the end of the run).
+    async fn retry_failed(&mut self, deadline: Option<Instant>) {
+        self.drain().await;
+        for (shop, id) in self.ctl.take_failed() {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            self.push(shop, id, true).await;
+        }
+        self.drain().await;
+    }
+}
+
 impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
-    /// Syncs one supplier order: asks AliExpress, applies what it says with a conditional write
-    /// (re-deciding on a lost race), then queues the pushes that are due. Writes nothing when
-    /// nothing changed.
+    /// Asks AliExpress about one supplier order: its status, and its tracking when it has
+    /// shipped or already has packages.
+    async fn observe(
+        &self,
+        ae_order_id: u64,
+        stored: SupplierStatus,
+        known_packages: bool,
+    ) -> Result<AeObservation, SyncError> {
+        let info = self.ae.order_get(ae_order_id).await?;
+        let mut obs = AeObservation {
+            order_status: info.order_status,
+            logistics_status: info.logistics_status,
+            children: info.children,
+            tracking: None,
+        };
+        if wants_tracking(&obs, stored, known_packages) {
+            obs.tracking = self.ae.tracking_get(ae_order_id).await?;
+        }
+        Ok(obs)
+    }
+
+    /// Syncs one supplier order of `current`: asks AliExpress, and when that changes anything,
+    /// applies it with a conditional read-modify-write (re-deciding from what is stored on a
+    /// lost race). Returns the changes this sync's write made (empty when it wrote nothing) and
+    /// the order as stored after it (`None` when nothing was written or re-read).
+    async fn sync_one(
+        &self,
+        shop: &ShopDomain,
+        current: &StoredOrder,
+        ae_order_id: u64,
+    ) -> Result<(SyncChanges, Option<StoredOrder>), SyncError> {
+        let order_id = current.order.id;
+        let so = current
+            .order
+            .supplier_order(ae_order_id)
+            .ok_or(SyncError::NotFound)?;
+        let obs = self
+            .observe(ae_order_id, so.status, !so.packages.is_empty())
+            .await?;
+        let now = now_ms();
+        // Decided first on the order as read: in the steady state (nothing new on AliExpress)
+        // that costs no further read and no write.
+        let mut trial = current.order.clone();
+        let trial_changes = apply_ae_observation(&mut trial, ae_order_id, &obs, now);
+        if trial_changes.is_none_or(|c| c.is_empty()) {
+            return Ok((SyncChanges::default(), None));
+        }
+        let mut changes = SyncChanges::default();
+        let stored = self
+            .store
+            .update_order(shop, order_id, |o| {
+                changes = apply_ae_observation(o, ae_order_id, &obs, now).unwrap_or_default();
+                !changes.is_empty()
+            })
+            .await?
+            .ok_or(SyncError::NotFound)?;
+        if !changes.is_empty() {
+            info!(shop = %shop, order_id, ae_order_id, status = %stored.order.status, ?changes, "supplier order changed");
+        }
+        Ok((changes, Some(stored)))
+    }
+
+    /// Syncs one supplier order now and queues the pushes it made due (and any left unsent past
+    /// the resend grace). Writes nothing when nothing changed.
     pub async fn sync_supplier_order(
         &self,
         shop: &ShopDomain,
@@ -125,52 +437,83 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
             .get_order(shop, order_id)
             .await?
             .ok_or(SyncError::NotFound)?;
-        let so = before
-            .order
-            .supplier_order(ae_order_id)
-            .ok_or(SyncError::NotFound)?;
-        let (stored_status, known) = (so.status, !so.packages.is_empty());
-        let info = self.ae.order_get(ae_order_id).await?;
-        let mut obs = AeObservation {
-            order_status: info.order_status,
-            logistics_status: info.logistics_status,
-            children: info.children,
-            tracking: None,
-        };
-        if wants_tracking(&obs, stored_status, known) {
-            obs.tracking = self.ae.tracking_get(ae_order_id).await?;
-        }
-        let now = now_ms();
-        let mut changes = SyncChanges::default();
-        let stored = self
-            .store
-            .update_order(shop, order_id, |o| {
-                changes = apply_ae_observation(o, ae_order_id, &obs, now).unwrap_or_default();
-                !changes.is_empty()
-            })
-            .await?;
-        if !changes.is_empty() {
-            info!(shop = %shop, order_id, ae_order_id, ?changes, "supplier order changed");
-        }
+        let (changes, stored) = self.sync_one(shop, &before, ae_order_id).await?;
+        let mut now = stored.clone().unwrap_or(before);
+        let fresh: Vec<(u64, String)> = made_due(ae_order_id, &changes).collect();
+        self.queue_pushes(shop, &mut now, fresh).await;
         Ok((changes, stored))
     }
 
-    /// Queues a message for every push still due on this order: new packages, and any left
-    /// pending by an earlier run that stopped between its write and its send.
-    async fn queue_due(&self, order: &Order) -> u64 {
-        let msgs: Vec<PushMessage> = order
-            .due_pushes()
+    /// Queues the pushes this sync made due, plus any still due whose message went out longer
+    /// than [`RESEND_GRACE`] ago (claimed with a conditional write first, so racing syncs re-send
+    /// it once). Returns how many messages were sent. A failed send leaves the pushes recorded as
+    /// due: a later sync re-sends them once the grace has passed.
+    async fn queue_pushes(
+        &self,
+        shop: &ShopDomain,
+        current: &mut StoredOrder,
+        fresh: Vec<(u64, String)>,
+    ) -> u64 {
+        let order_id = current.order.id;
+        let is_due = |o: &StoredOrder, ae: u64, t: &str| {
+            o.order
+                .supplier_order(ae)
+                .and_then(|so| so.package(t))
+                .is_some_and(|p| p.push.is_due())
+        };
+        let mut due: Vec<(u64, String)> = fresh
             .into_iter()
-            .map(|(ae, p)| PushMessage::new(&order.shop, order.id, ae, &p.tracking_number))
+            .filter(|(ae, t)| is_due(current, *ae, t))
             .collect();
-        if msgs.is_empty() {
+        let now = now_ms();
+        let grace = i64::try_from(RESEND_GRACE.as_millis()).unwrap_or(i64::MAX);
+        let stale = current
+            .order
+            .due_pushes()
+            .iter()
+            .any(|(_, p)| p.due_since_ms.saturating_add(grace) <= now);
+        if stale {
+            let mut claimed = Vec::new();
+            match self
+                .store
+                .update_order(shop, order_id, |o| {
+                    claimed = claim_stale_pushes(o, now, grace);
+                    !claimed.is_empty()
+                })
+                .await
+            {
+                Ok(Some(stored)) => {
+                    if !claimed.is_empty() {
+                        info!(shop = %shop, order_id, pushes = claimed.len(), "re-sending pushes left unsent");
+                    }
+                    *current = stored;
+                    for c in claimed {
+                        if !due.contains(&c) {
+                            due.push(c);
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(shop = %shop, order_id, error = %e, "could not claim stale pushes; left for the next run");
+                }
+            }
+        }
+        if due.is_empty() {
             return 0;
         }
+        let msgs: Vec<PushMessage> = due
+            .iter()
+            .map(|(ae, t)| PushMessage::new(shop, order_id, *ae, t))
+            .collect();
         match self.queue.send(&msgs).await {
-            Ok(()) => msgs.len() as u64,
+            Ok(()) => {
+                debug!(shop = %shop, order_id, pushes = msgs.len(), "pushes queued");
+                msgs.len() as u64
+            }
             Err(e) => {
-                // Still recorded as pending in the table: the next run sends it again.
-                warn!(shop = %order.shop, order_id = order.id, error = %e, "queueing pushes failed");
+                // Still recorded as due in the table: a later sync re-sends it after the grace.
+                warn!(shop = %shop, order_id, error = %e, "queueing pushes failed; left for the next run");
                 0
             }
         }
@@ -184,8 +527,13 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
         order_id: u64,
     ) -> Result<(StoredOrder, PollReport), SyncError> {
         let counters = Counters::default();
-        let stored = self.sync_order_counted(shop, order_id, &counters).await?;
-        Ok((stored, counters.report(None)))
+        let out = self.sync_order_counted(shop, order_id, &counters).await?;
+        bump(&counters.orders, 1);
+        match out.error {
+            // A manual sync of one order reports an AliExpress it could not reach at all.
+            Some(e @ SyncError::Ae(AeError::InvalidToken)) => Err(e),
+            _ => Ok((out.stored, counters.report(None, None))),
+        }
     }
 
     async fn sync_order_counted(
@@ -193,15 +541,14 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
         shop: &ShopDomain,
         order_id: u64,
         counters: &Counters,
-    ) -> Result<StoredOrder, SyncError> {
-        let stored = self
+    ) -> Result<OrderOutcome, SyncError> {
+        let mut current = self
             .store
             .get_order(shop, order_id)
             .await?
             .ok_or(SyncError::NotFound)?;
-        counters.orders.fetch_add(1, Ordering::Relaxed);
-        let open: Vec<u64> = if stored.order.has_open_supplier_orders() {
-            stored
+        let open: Vec<u64> = if current.order.has_open_supplier_orders() {
+            current
                 .order
                 .supplier_orders
                 .iter()
@@ -211,43 +558,68 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
         } else {
             Vec::new()
         };
-        let mut last_err = None;
+        let mut fresh = Vec::new();
+        let mut reached = false;
+        let mut error = None;
         for ae in open {
-            counters.supplier_orders.fetch_add(1, Ordering::Relaxed);
-            match self.sync_supplier_order(shop, order_id, ae).await {
-                Ok((changes, _)) if !changes.is_empty() => {
-                    counters.changed.fetch_add(1, Ordering::Relaxed);
+            bump(&counters.supplier_orders, 1);
+            match self.sync_one(shop, &current, ae).await {
+                Ok((changes, stored)) => {
+                    reached = true;
+                    if !changes.is_empty() {
+                        bump(&counters.changed, 1);
+                        fresh.extend(made_due(ae, &changes));
+                    }
+                    if let Some(stored) = stored {
+                        current = stored;
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => {
-                    counters.errors.fetch_add(1, Ordering::Relaxed);
-                    warn!(shop = %shop, order_id, ae_order_id = ae, error = %e, "supplier order not synced; left for the next run");
+                    bump(&counters.errors, 1);
+                    warn!(shop = %shop, order_id, ae_order_id = ae, error = %e, "supplier order not synced; left unchanged for the next run");
+                    let stop = e.stops_the_run().is_some();
                     if let SyncError::Ae(AeError::InvalidToken) = &e
                         && let Err(se) = self.store.set_aliexpress_reauth(shop, true).await
                     {
                         warn!(shop = %shop, error = %se, "could not flag the AliExpress link");
                     }
-                    last_err = Some(e);
+                    error = Some(e);
+                    if stop {
+                        break;
+                    }
                 }
             }
         }
-        let now = self
-            .store
-            .get_order(shop, order_id)
-            .await?
-            .ok_or(SyncError::NotFound)?;
-        let queued = self.queue_due(&now.order).await;
-        counters.pushes_queued.fetch_add(queued, Ordering::Relaxed);
-        match last_err {
-            // A manual sync of one order reports an AliExpress it could not reach.
-            Some(e @ SyncError::Ae(AeError::InvalidToken)) => Err(e),
-            _ => Ok(now),
+        let queued = self.queue_pushes(shop, &mut current, fresh).await;
+        bump(&counters.pushes_queued, queued);
+        Ok(OrderOutcome {
+            stored: current,
+            reached,
+            error,
+        })
+    }
+
+    /// AliExpress answers for this shop again: clear its re-authorization flag (once per run).
+    async fn clear_reauth(&self, shop: &ShopDomain, ctl: &RunControl) {
+        let first = ctl
+            .cleared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(shop.clone());
+        if first {
+            match self.store.set_aliexpress_reauth(shop, false).await {
+                Ok(()) => {
+                    info!(shop = %shop, "AliExpress reachable again; re-authorization flag cleared")
+                }
+                Err(e) => {
+                    warn!(shop = %shop, error = %e, "could not clear the re-authorization flag")
+                }
+            }
         }
     }
 
     /// Syncs every open order of one shop (the merchant's "sync now").
     pub async fn sync_shop(self: &Arc<Self>, shop: &ShopDomain) -> Result<PollReport, SyncError> {
-        let counters = Arc::new(Counters::default());
         let mut keys = Vec::new();
         for shard in 0..self.store.open_shards() {
             let mut cursor: Option<String> = None;
@@ -263,118 +635,170 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
                 }
             }
         }
-        self.run_batch(keys, counters.clone(), &Mutex::new(HashMap::new()))
-            .await;
-        Ok(counters.report(None))
-    }
-
-    async fn run_batch(
-        self: &Arc<Self>,
-        keys: Vec<(ShopDomain, u64)>,
-        counters: Arc<Counters>,
-        active: &Mutex<HashMap<ShopDomain, bool>>,
-    ) {
-        let sem = Arc::new(Semaphore::new(self.concurrency.max(1)));
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut set = JoinSet::new();
-        for (shop, id) in keys {
-            let is_active = {
-                let mut cache = active.lock().await;
-                match cache.get(&shop) {
-                    Some(a) => *a,
-                    None => {
-                        let a = match self.store.get_shop(&shop).await {
-                            Ok(rec) => rec.active,
-                            Err(e) => {
-                                warn!(shop = %shop, error = %e, "shop record unreadable; syncing anyway");
-                                true
-                            }
-                        };
-                        cache.insert(shop.clone(), a);
-                        a
-                    }
-                }
-            };
-            if !is_active {
-                counters.skipped_inactive.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let Ok(permit) = sem.clone().acquire_owned().await else {
-                break;
-            };
-            let this = self.clone();
-            let counters = counters.clone();
-            let stop = stop.clone();
-            set.spawn(async move {
-                let _permit = permit;
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                if let Err(e) = this.sync_order_counted(&shop, id, &counters).await {
-                    if matches!(e, SyncError::Ae(AeError::InvalidToken)) {
-                        // Every further call would fail the same way.
-                        stop.store(true, Ordering::Relaxed);
-                    }
-                    warn!(shop = %shop, order_id = id, error = %e, "order not synced");
-                }
-            });
+        let mut batch = Batch::new(self);
+        for (s, id) in keys {
+            batch.push(s, id, false).await;
         }
-        while set.join_next().await.is_some() {}
+        batch.retry_failed(None).await;
+        let report = batch.counters.report(None, batch.ctl.reason());
+        info!(shop = %shop, ?report, "shop synced");
+        Ok(report)
     }
 
-    /// The scheduled poll: pages through the open index shard by shard and syncs everything,
-    /// until done or until `deadline` (then returns where to continue). A page is always
-    /// finished before the cursor moves, so nothing is skipped or done twice across invocations.
+    /// One page of the open index, with a few tries (a throttled or briefly unreachable table
+    /// should not end a run).
+    async fn open_page(&self, at: &PollCursor) -> Result<Page<(ShopDomain, u64)>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .store
+                .open_orders_page(at.shard, at.page.as_deref(), POLL_PAGE)
+                .await
+            {
+                Ok(page) => return Ok(page),
+                Err(e) if e.is_retryable() && attempt < PAGE_ATTEMPTS => {
+                    warn!(shard = at.shard, attempt, error = %e, "reading the open index failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The scheduled poll: pages through the open index shard by shard and syncs every order,
+    /// until done or until `deadline`, then returns where to continue. A page that was started
+    /// is always finished before the poll returns, and the cursor points just past the last
+    /// started page, so across invocations nothing is skipped or done twice.
     pub async fn poll(
         self: &Arc<Self>,
         from: Option<PollCursor>,
         deadline: Instant,
     ) -> Result<PollReport, SyncError> {
-        let counters = Arc::new(Counters::default());
-        let active = Mutex::new(HashMap::new());
         let started = Instant::now();
         let mut at = from.unwrap_or(PollCursor {
             shard: 0,
             page: None,
+            run: None,
         });
-        while at.shard < self.store.open_shards() {
-            if Instant::now() >= deadline {
-                let report = counters.report(Some(at));
-                info!(?report, "poll stopping early; continuation queued");
-                return Ok(report);
+        let mut run = at.run.take().unwrap_or_else(|| RunSoFar {
+            started_ms: now_ms(),
+            ..RunSoFar::default()
+        });
+        run.invocations = run.invocations.saturating_add(1);
+        let shards = self.store.open_shards();
+        let mut batch = Batch::new(self);
+        let mut pages = 0u64;
+        let mut last_log = Instant::now();
+        let stop_at = loop {
+            if at.shard >= shards || batch.ctl.is_stopped() {
+                break None;
             }
-            let page = self
-                .store
-                .open_orders_page(at.shard, at.page.as_deref(), 100)
-                .await?;
-            self.run_batch(page.items, counters.clone(), &active).await;
-            let done = counters.orders.load(Ordering::Relaxed);
-            let secs = started.elapsed().as_secs_f64().max(0.001);
-            info!(
-                shard = at.shard,
-                orders = done,
-                rate = done as f64 / secs,
-                "poll progress"
-            );
+            if Instant::now() >= deadline {
+                break Some(at);
+            }
+            let page = match self.open_page(&at).await {
+                Ok(page) => page,
+                Err(e) if pages == 0 => {
+                    // No progress at all: fail the invocation (its trigger is retried) rather than
+                    // hand on a continuation that would fail the same way, in a loop.
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    warn!(shard = at.shard, error = %e, "open index unreadable; continuing in the next invocation");
+                    bump(&batch.counters.errors, 1);
+                    break Some(at);
+                }
+            };
+            pages += 1;
+            for (shop, id) in page.items {
+                batch.push(shop, id, false).await;
+            }
             at = match page.next {
                 Some(c) => PollCursor {
                     shard: at.shard,
                     page: Some(c),
+                    run: None,
                 },
                 None => PollCursor {
                     shard: at.shard + 1,
                     page: None,
+                    run: None,
                 },
             };
+            if last_log.elapsed() >= Duration::from_secs(10) {
+                last_log = Instant::now();
+                log_progress(&batch.counters, &run, at.shard, shards, started);
+            }
+        };
+        batch.drain().await;
+        if stop_at.is_none() && !batch.ctl.is_stopped() {
+            batch.retry_failed(Some(deadline)).await;
         }
-        let report = counters.report(None);
-        info!(
-            ?report,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "poll finished"
-        );
+        let aborted = batch.ctl.reason();
+        let mut report = batch.counters.report(None, aborted);
+        run.orders += report.orders;
+        run.changed += report.changed;
+        run.pushes_queued += report.pushes_queued;
+        run.errors += report.errors;
+        let elapsed = started.elapsed();
+        let rate = report.orders as f64 / elapsed.as_secs_f64().max(0.001);
+        match stop_at {
+            Some(mut cursor) if report.aborted.is_none() => {
+                info!(
+                    shard = cursor.shard,
+                    shards,
+                    orders = report.orders,
+                    rate,
+                    run_orders = run.orders,
+                    invocations = run.invocations,
+                    "poll stopping at its deadline; the rest goes to a continuation"
+                );
+                cursor.run = Some(run);
+                report.continue_from = Some(cursor);
+            }
+            _ => {
+                let run_secs = (now_ms().saturating_sub(run.started_ms)) as f64 / 1000.0;
+                info!(
+                    orders = report.orders,
+                    supplier_orders = report.supplier_orders,
+                    changed = report.changed,
+                    pushes_queued = report.pushes_queued,
+                    errors = report.errors,
+                    retried = report.retried,
+                    skipped_inactive = report.skipped_inactive,
+                    aborted = report.aborted.as_deref(),
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    rate,
+                    run_orders = run.orders,
+                    run_changed = run.changed,
+                    run_pushes_queued = run.pushes_queued,
+                    run_errors = run.errors,
+                    run_invocations = run.invocations,
+                    run_secs,
+                    "poll finished"
+                );
+            }
+        }
         Ok(report)
     }
+}
+
+/// Progress: done, an estimate of the total (orders spread evenly over the shards), and the rate.
+fn log_progress(counters: &Counters, run: &RunSoFar, shard: u32, shards: u32, started: Instant) {
+    let done = counters.orders.load(Ordering::Relaxed);
+    let run_done = run.orders + done;
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    let total_estimate = (shard > 0).then(|| run_done * u64::from(shards) / u64::from(shard));
+    info!(
+        done = run_done,
+        total_estimate,
+        shard,
+        shards,
+        rate = done as f64 / secs,
+        errors = counters.errors.load(Ordering::Relaxed),
+        "poll progress"
+    );
 }
 
 /// A deadline `reserve` before the end of the time left.

@@ -230,6 +230,7 @@ pub fn apply_ae_observation(
                     // Not in Shopify yet (or we never learned the fulfillment id): push afresh.
                     _ => PushState::Pending,
                 };
+                p.due_since_ms = now_ms;
                 changes.corrected_packages.push(line.mail_no.clone());
                 continue;
             }
@@ -240,6 +241,7 @@ pub fn apply_ae_observation(
                 push: PushState::Pending,
                 previous_tracking: None,
                 found_at_ms: now_ms,
+                due_since_ms: now_ms,
             });
             changes.new_packages.push(line.mail_no.clone());
         }
@@ -409,4 +411,125 @@ pub fn mark_push_failed(
     }
     p.push = next;
     true
+}
+
+/// Marks the pushes that are still due but went unsent for longer than `grace_ms` (the sync that
+/// made them due stopped between its write and its send, or the message was lost) as due again
+/// from `now_ms`, and returns them as `(AliExpress order id, tracking number)`: the caller writes
+/// the order and then re-sends exactly these. Recording the new time in the same conditional
+/// write means two syncs racing on one order re-send a stale push once, not twice.
+pub fn claim_stale_pushes(order: &mut Order, now_ms: i64, grace_ms: i64) -> Vec<(u64, String)> {
+    let mut claimed = Vec::new();
+    for so in &mut order.supplier_orders {
+        for p in &mut so.packages {
+            if p.push.is_due() && p.due_since_ms.saturating_add(grace_ms) <= now_ms {
+                p.due_since_ms = now_ms;
+                claimed.push((so.ae_order_id, p.tracking_number.clone()));
+            }
+        }
+    }
+    claimed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::order::{FinancialStatus, LineItem, ShopifyFacts};
+    use crate::{OrderStatus, ShopDomain};
+
+    fn order() -> Order {
+        let facts = ShopifyFacts {
+            name: "#1".into(),
+            created_at_ms: 0,
+            updated_at_ms: 1,
+            financial_status: FinancialStatus::Paid,
+            cancelled: false,
+            test: false,
+            fulfillment_status: None,
+            line_items: vec![LineItem {
+                id: 1,
+                quantity: 1,
+                sku: None,
+                product_id: None,
+                variant_id: None,
+                title: None,
+                fulfilled_quantity: 0,
+            }],
+            fulfillment_tracking: vec![],
+        };
+        let shop = ShopDomain::parse("a.myshopify.com").unwrap();
+        let mut o = Order::from_shopify(shop, 1, facts, "t", 0);
+        assert_eq!(link_supplier_order(&mut o, 11, &[1], vec![], 0), Ok(true));
+        o
+    }
+
+    fn shipped(mail_no: &str) -> AeObservation {
+        AeObservation {
+            order_status: "WAIT_BUYER_ACCEPT_GOODS".into(),
+            logistics_status: Some("SELLER_SEND_GOODS".into()),
+            children: vec![AeChild::default()],
+            tracking: Some(vec![AeTrackingLine {
+                mail_no: mail_no.into(),
+                carrier_name: None,
+                items: vec![],
+            }]),
+        }
+    }
+
+    #[test]
+    fn a_new_package_is_due_from_the_time_it_was_found() {
+        let mut o = order();
+        let changes = apply_ae_observation(&mut o, 11, &shipped("T1"), 5_000);
+        assert_eq!(changes.map(|c| c.new_packages), Some(vec!["T1".to_owned()]));
+        let p = o.supplier_order(11).and_then(|so| so.package("T1"));
+        assert_eq!(
+            p.map(|p| (p.due_since_ms, p.found_at_ms)),
+            Some((5_000, 5_000))
+        );
+        assert_eq!(o.status, OrderStatus::AwaitingFulfillment);
+    }
+
+    #[test]
+    fn a_corrected_tracking_number_of_a_pushed_package_is_due_again_as_an_update() {
+        let mut o = order();
+        apply_ae_observation(&mut o, 11, &shipped("T1"), 5_000);
+        assert!(mark_pushed(
+            &mut o,
+            11,
+            "T1",
+            Some("gid://f/1".into()),
+            6_000
+        ));
+        let changes = apply_ae_observation(&mut o, 11, &shipped("T2"), 9_000);
+        assert_eq!(
+            changes.map(|c| c.corrected_packages),
+            Some(vec!["T2".to_owned()])
+        );
+        let p = o.supplier_order(11).and_then(|so| so.package("T2"));
+        assert_eq!(
+            p.map(|p| (p.push.clone(), p.due_since_ms, p.previous_tracking.clone())),
+            Some((
+                PushState::UpdatePending {
+                    fulfillment_id: "gid://f/1".into()
+                },
+                9_000,
+                Some("T1".into())
+            ))
+        );
+    }
+
+    #[test]
+    fn only_pushes_left_unsent_past_the_grace_are_claimed_and_only_once() {
+        let mut o = order();
+        apply_ae_observation(&mut o, 11, &shipped("T1"), 5_000);
+        assert!(claim_stale_pushes(&mut o, 5_500, 1_000).is_empty());
+        assert_eq!(
+            claim_stale_pushes(&mut o, 6_000, 1_000),
+            vec![(11, "T1".to_owned())]
+        );
+        // Claimed at 6 000: not stale again until the grace has passed once more.
+        assert!(claim_stale_pushes(&mut o, 6_500, 1_000).is_empty());
+        assert!(mark_pushed(&mut o, 11, "T1", None, 7_000));
+        assert!(claim_stale_pushes(&mut o, 60_000, 1_000).is_empty());
+    }
 }

@@ -154,6 +154,12 @@ pub struct Package {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_tracking: Option<String>,
     pub found_at_ms: i64,
+    /// When the package last became due for a push (found, or its tracking number corrected);
+    /// ms epoch, 0 for packages stored before this was recorded. The sync that makes a package
+    /// due sends its message; any later sync re-sends it only once this is older than the resend
+    /// grace (the message may still be on its way), so a rerun queues nothing new.
+    #[serde(default)]
+    pub due_since_ms: i64,
 }
 
 /// Which AliExpress item is which Shopify line item.
@@ -603,6 +609,7 @@ mod tests {
             push,
             previous_tracking: None,
             found_at_ms: 0,
+            due_since_ms: 0,
         };
         o.supplier_orders[0].packages.push(pkg(
             1,

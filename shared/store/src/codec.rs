@@ -5,7 +5,7 @@
 //! supplier orders with their packages as one compact JSON attribute (rewritten with the item by
 //! versioned writes), the status with its version, and the index keys:
 //! - `gsi1pk`/`gsi1sk` (`OPEN#{shard}` / `{shop}#{order id}`): present while the order has open
-//!   supplier orders — the sparse, sharded index the poller pages through;
+//!   supplier orders or a push still due — the sparse, sharded index the poller pages through;
 //! - `gsi2pk`/`gsi2sk` (`{shop}#{status}` / `{created ms}#{order id}`): the merchant's tabs.
 //!
 //! History: each automatic status entry is its own attribute `h_{status}`, written with
@@ -151,7 +151,10 @@ pub(crate) fn encode_order(order: &Order, version: u64) -> Result<Item, StoreErr
         "gsi2sk".into(),
         s(tab_sk(order.shopify.created_at_ms, order.id)),
     );
-    if order.has_open_supplier_orders() {
+    // A push still due keeps the order in the index even when every supplier order is closed
+    // (delivered in the same poll that found its tracking): the next run must be able to find
+    // and re-send it, or a lost message would leave the order stuck silently (DESIGN.md §3.4).
+    if order.has_open_supplier_orders() || !order.due_pushes().is_empty() {
         item.insert("gsi1pk".into(), s(open_pk(shard_of(&order.shop, order.id))));
         item.insert("gsi1sk".into(), s(open_sk(&order.shop, order.id)));
     }
