@@ -391,7 +391,11 @@ pub async fn run_with(cfg: ChaosConfig) -> ChaosReport {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 ctx.proxy.set_down(true);
                 ctx.count("dynamodb_outages", 1);
-                tokio::time::sleep(ctx.cfg.outage).await;
+                let started = tokio::time::Instant::now();
+                // At least one request meets the outage, whatever else happens to be in flight
+                // (so the run never depends on timing to prove the fault was real).
+                let _ = ctx.store.ping().await;
+                tokio::time::sleep(ctx.cfg.outage.saturating_sub(started.elapsed())).await;
                 ctx.proxy.set_down(false);
             })
         });
