@@ -34,30 +34,40 @@ impl Continuation for SqsContinuation {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_logging();
-    let config = Config::from_env(true)?;
-    let credentials = Credentials::load(&config.credentials).await?;
+    let config = Arc::new(Config::from_env(true)?);
     let aws = wiring::aws().await;
-    let store = wiring::store(&aws, &config);
-    let ae = Arc::new(wiring::iop_client(&config, &credentials, &store)?);
-    let queue = Arc::new(wiring::tracking_queue(
-        &aws,
-        config.tracking_queue_url.as_deref().unwrap_or_default(),
-    ));
-    let svc = Arc::new(SyncService {
-        store,
-        ae,
-        queue,
-        concurrency: config.poll_concurrency,
-    });
+    let deferred = {
+        let (config, aws) = (config.clone(), aws.clone());
+        wiring::Deferred::new(move || {
+            let (config, aws) = (config.clone(), aws.clone());
+            async move {
+                let credentials = Credentials::load(&config.credentials).await?;
+                let store = wiring::store(&aws, &config);
+                let ae = Arc::new(wiring::iop_client(&config, &credentials, &store)?);
+                let queue = Arc::new(wiring::tracking_queue(
+                    &aws,
+                    config.tracking_queue_url.as_deref().unwrap_or_default(),
+                ));
+                Ok(SyncService {
+                    store,
+                    ae,
+                    queue,
+                    concurrency: config.poll_concurrency,
+                })
+            }
+        })
+    };
+    deferred.eager_unless_secret(&config).await?;
     let continuation = Arc::new(SqsContinuation {
         client: aws_sdk_sqs::Client::new(&aws),
         url: config.continuation_queue_url.clone(),
     });
     let reserve = config.poll_reserve;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let svc = svc.clone();
+        let deferred = deferred.clone();
         let continuation = continuation.clone();
         async move {
+            let svc = deferred.get().await?;
             let remaining = SystemTime::UNIX_EPOCH
                 .checked_add(Duration::from_millis(event.context.deadline))
                 .and_then(|d| d.duration_since(SystemTime::now()).ok())

@@ -1,39 +1,58 @@
-//! Wires the merchant API: configuration, credentials and clients once, then the HTTP loop.
+//! Wires the merchant API: configuration and clients once, then the HTTP loop. The services are
+//! built at cold start from a credentials file, or on the first invocation from the secret.
 
-use dropsync_api::Api;
+use dropsync_api::{Api, ApiError};
 use dropsync_app::sync::SyncService;
 use dropsync_app::{Config, Credentials, init_logging, wiring};
 use lambda_http::{Error, Request, service_fn};
 use std::sync::Arc;
+use tracing::warn;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_logging();
-    let config = Config::from_env(true)?;
-    let credentials = Arc::new(Credentials::load(&config.credentials).await?);
+    let config = Arc::new(Config::from_env(true)?);
     let aws = wiring::aws().await;
-    let store = wiring::store(&aws, &config);
-    let sync = match wiring::iop_client(&config, &credentials, &store) {
-        Ok(ae) => Some(Arc::new(SyncService {
-            store: store.clone(),
-            ae: Arc::new(ae),
-            queue: Arc::new(wiring::tracking_queue(
-                &aws,
-                config.tracking_queue_url.as_deref().unwrap_or_default(),
-            )),
-            concurrency: config.poll_concurrency,
-        })),
-        Err(wiring::WiringError::NoAliexpress) => None,
-        Err(e) => return Err(e.into()),
+    let deferred = {
+        let (config, aws) = (config.clone(), aws.clone());
+        wiring::Deferred::new(move || {
+            let (config, aws) = (config.clone(), aws.clone());
+            async move {
+                let credentials = Arc::new(Credentials::load(&config.credentials).await?);
+                let store = wiring::store(&aws, &config);
+                let sync = match wiring::iop_client(&config, &credentials, &store) {
+                    Ok(ae) => Some(Arc::new(SyncService {
+                        store: store.clone(),
+                        ae: Arc::new(ae),
+                        queue: Arc::new(wiring::tracking_queue(
+                            &aws,
+                            config.tracking_queue_url.as_deref().unwrap_or_default(),
+                        )),
+                        concurrency: config.poll_concurrency,
+                    })),
+                    Err(wiring::WiringError::NoAliexpress) => None,
+                    Err(e) => return Err(e.into()),
+                };
+                Ok(Api {
+                    store,
+                    credentials,
+                    sync,
+                })
+            }
+        })
     };
-    let api = Arc::new(Api {
-        store,
-        credentials,
-        sync,
-    });
+    deferred.eager_unless_secret(&config).await?;
     lambda_http::run(service_fn(move |req: Request| {
-        let api = api.clone();
-        async move { Ok::<_, Error>(api.handle(req).await) }
+        let deferred = deferred.clone();
+        async move {
+            Ok::<_, Error>(match deferred.get().await {
+                Ok(api) => api.handle(req).await,
+                Err(e) => {
+                    warn!(error = %e, "services not ready");
+                    ApiError::Unavailable.response()
+                }
+            })
+        }
     }))
     .await
 }

@@ -60,6 +60,13 @@ pub async fn handle_http<A: ShopifyAdmin>(svc: &WebhookService<A>, req: Request)
     }
 }
 
+/// The answer while the function cannot build its services (e.g. the credentials secret is not
+/// readable yet): 503, so Shopify retries; the cause goes to the log only.
+pub fn unavailable(e: &(dyn std::error::Error + Send + Sync)) -> Response<Body> {
+    tracing::warn!(error = %e, "services not ready");
+    error_response(&WebhookError::Unavailable)
+}
+
 /// The one place webhook errors become HTTP answers; a 5xx says nothing of the cause.
 pub fn error_response(e: &WebhookError) -> Response<Body> {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

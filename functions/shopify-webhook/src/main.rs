@@ -1,4 +1,6 @@
-//! Wires the webhook function: configuration, credentials and clients once, then the HTTP loop.
+//! Wires the webhook function: configuration and clients once, then the HTTP loop. The services
+//! are built at cold start from a credentials file, or on the first invocation from the secret
+//! (see `wiring::Deferred`).
 
 use dropsync_app::webhook::WebhookService;
 use dropsync_app::{Config, Credentials, init_logging, wiring};
@@ -8,17 +10,32 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_logging();
-    let config = Config::from_env(false)?;
-    let credentials = Arc::new(Credentials::load(&config.credentials).await?);
+    let config = Arc::new(Config::from_env(false)?);
     let aws = wiring::aws().await;
-    let svc = Arc::new(WebhookService {
-        store: wiring::store(&aws, &config),
-        credentials,
-        admin: Some(Arc::new(wiring::admin_client(&config)?)),
-    });
+    let admin = Arc::new(wiring::admin_client(&config)?);
+    let deferred = {
+        let (config, aws) = (config.clone(), aws.clone());
+        wiring::Deferred::new(move || {
+            let (config, aws, admin) = (config.clone(), aws.clone(), admin.clone());
+            async move {
+                let credentials = Arc::new(Credentials::load(&config.credentials).await?);
+                Ok(WebhookService {
+                    store: wiring::store(&aws, &config),
+                    credentials,
+                    admin: Some(admin),
+                })
+            }
+        })
+    };
+    deferred.eager_unless_secret(&config).await?;
     lambda_http::run(service_fn(move |req: Request| {
-        let svc = svc.clone();
-        async move { Ok::<_, Error>(dropsync_shopify_webhook::handle_http(&svc, req).await) }
+        let deferred = deferred.clone();
+        async move {
+            Ok::<_, Error>(match deferred.get().await {
+                Ok(svc) => dropsync_shopify_webhook::handle_http(&svc, req).await,
+                Err(e) => dropsync_shopify_webhook::unavailable(&*e),
+            })
+        }
     }))
     .await
 }

@@ -1,4 +1,5 @@
-//! Wires the tracking pusher: configuration, credentials and clients once, then the SQS loop.
+//! Wires the tracking pusher: configuration and clients once, then the SQS loop. The services
+//! are built at cold start from a credentials file, or on the first invocation from the secret.
 
 use dropsync_app::push::PushService;
 use dropsync_app::{Config, Credentials, init_logging, wiring};
@@ -8,18 +9,29 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_logging();
-    let config = Config::from_env(false)?;
-    let credentials = Arc::new(Credentials::load(&config.credentials).await?);
+    let config = Arc::new(Config::from_env(false)?);
     let aws = wiring::aws().await;
-    let svc = Arc::new(PushService {
-        store: wiring::store(&aws, &config),
-        admin: Arc::new(wiring::admin_client(&config)?),
-        credentials,
-    });
+    let admin = Arc::new(wiring::admin_client(&config)?);
+    let deferred = {
+        let (config, aws) = (config.clone(), aws.clone());
+        wiring::Deferred::new(move || {
+            let (config, aws, admin) = (config.clone(), aws.clone(), admin.clone());
+            async move {
+                let credentials = Arc::new(Credentials::load(&config.credentials).await?);
+                Ok(PushService {
+                    store: wiring::store(&aws, &config),
+                    admin,
+                    credentials,
+                })
+            }
+        })
+    };
+    deferred.eager_unless_secret(&config).await?;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
-            let svc = svc.clone();
+            let deferred = deferred.clone();
             async move {
+                let svc = deferred.get().await?;
                 Ok::<_, Error>(dropsync_tracking_pusher::handle_batch(svc, event.payload).await)
             }
         },

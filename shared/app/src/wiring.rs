@@ -123,3 +123,63 @@ pub fn iop_client(
 
 /// Time the functions keep back at the end of an invocation.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(2);
+
+/// A boxed error for the functions' `main`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+type Init<T> = dyn Fn() -> Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>> + Send + Sync;
+
+/// Services built once, on first use. The AWS Parameters and Secrets extension answers only
+/// during INVOKE, not INIT, so with `CREDENTIALS_SECRET_ID` the credentials (and everything built
+/// from them) are loaded by the first invocation and then cached for the life of the sandbox;
+/// with `CREDENTIALS_FILE` the functions build them at cold start and fail fast.
+pub struct Deferred<T> {
+    cell: Arc<tokio::sync::OnceCell<Arc<T>>>,
+    init: Arc<Init<T>>,
+}
+
+impl<T> Clone for Deferred<T> {
+    fn clone(&self) -> Self {
+        Self {
+            cell: self.cell.clone(),
+            init: self.init.clone(),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Deferred<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deferred")
+            .field("ready", &self.cell.initialized())
+            .finish()
+    }
+}
+
+impl<T: Send + Sync + 'static> Deferred<T> {
+    pub fn new<F, Fut>(init: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, BoxError>> + Send + 'static,
+    {
+        Self {
+            cell: Arc::new(tokio::sync::OnceCell::new()),
+            init: Arc::new(move || Box::pin(init())),
+        }
+    }
+
+    /// The services, building them on the first call; a failed build is retried next time.
+    pub async fn get(&self) -> Result<Arc<T>, BoxError> {
+        self.cell
+            .get_or_try_init(|| async { (self.init)().await.map(Arc::new) })
+            .await
+            .cloned()
+    }
+
+    /// Builds now when the credentials come from a file (cold start fails fast on a bad one).
+    pub async fn eager_unless_secret(&self, config: &Config) -> Result<(), BoxError> {
+        match config.credentials {
+            crate::config::CredentialsSource::File(_) => self.get().await.map(|_| ()),
+            crate::config::CredentialsSource::Secret(_) => Ok(()),
+        }
+    }
+}

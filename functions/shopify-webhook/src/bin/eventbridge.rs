@@ -9,17 +9,29 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_logging();
-    let config = Config::from_env(false)?;
-    let credentials = Arc::new(Credentials::load(&config.credentials).await?);
+    let config = Arc::new(Config::from_env(false)?);
     let aws = wiring::aws().await;
-    let svc = Arc::new(WebhookService {
-        store: wiring::store(&aws, &config),
-        credentials,
-        admin: Some(Arc::new(wiring::admin_client(&config)?)),
-    });
+    let admin = Arc::new(wiring::admin_client(&config)?);
+    let deferred = {
+        let (config, aws) = (config.clone(), aws.clone());
+        wiring::Deferred::new(move || {
+            let (config, aws, admin) = (config.clone(), aws.clone(), admin.clone());
+            async move {
+                let credentials = Arc::new(Credentials::load(&config.credentials).await?);
+                Ok(WebhookService {
+                    store: wiring::store(&aws, &config),
+                    credentials,
+                    admin: Some(admin),
+                })
+            }
+        })
+    };
+    deferred.eager_unless_secret(&config).await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let svc = svc.clone();
+        let deferred = deferred.clone();
         async move {
+            // Without credentials nothing can be checked: fail the whole batch so it comes back.
+            let svc = deferred.get().await?;
             Ok::<_, Error>(
                 dropsync_shopify_webhook::handle_eventbridge_batch(&svc, event.payload).await,
             )
