@@ -55,11 +55,14 @@ $(INFRA_VENV)/.installed: tests/requirements-infra.txt tests/requirements-checko
 	$(INFRA_VENV)/checkov/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-checkov.txt
 	touch $@
 
+# CI builds for x86_64 (SAM_BUILD_FLAGS): the host's own target needs no `rustup target add`,
+# which a machine without access to Rust's download server cannot do; deploys build arm64.
+SAM_BUILD_FLAGS ?=
 lint-infra: $(INFRA_VENV)/.installed
 	$(INFRA_ENV) cfn-lint template.yaml
 	$(INFRA_ENV) sam validate --lint
 	$(INFRA_ENV) $(INFRA_VENV)/checkov/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
-	$(INFRA_ENV) sam build
+	$(INFRA_ENV) sam build $(SAM_BUILD_FLAGS)
 	@for f in .aws-sam/build/*/bootstrap; do python3 -c 'import io, os, sys, zipfile; p = sys.argv[1]; b = io.BytesIO(); z = zipfile.ZipFile(b, "w", zipfile.ZIP_DEFLATED, compresslevel=9); z.write(p, "bootstrap"); z.close(); print(f"{p.split(os.sep)[-2]:32} {os.path.getsize(p) / 2**20:6.1f} MiB, zipped {len(b.getvalue()) / 2**20:5.2f} MiB")' "$$f"; done
 
 clean-venv:
