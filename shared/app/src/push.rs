@@ -1,21 +1,39 @@
 //! dropsync → Shopify: one package becomes one Shopify fulfillment, exactly once.
 //!
-//! Exactly once rests on three things: the table records a package as pushed with a conditional
-//! write; before creating anything the pusher reads the order's fulfillments and treats one with
-//! this tracking number as proof of an earlier success (a crash between Shopify's answer and our
-//! write, or the merchant fulfilling by hand); and a mutation whose outcome is unknown (timeout,
-//! 5xx) is never retried blind — the message comes back and the read decides.
+//! Exactly once rests on four things:
+//! - the table records a package as pushed with a conditional write, and a package recorded as
+//!   pushed is never pushed again;
+//! - a short **lease** per package (a sibling item of the order, claimed with a conditional write)
+//!   keeps two workers from pushing the same package at the same time — SQS may deliver one
+//!   message twice at once, and a manual sync may queue a package that is already in flight;
+//! - before creating anything the pusher reads the order's fulfillments and treats one with this
+//!   tracking number as proof of an earlier success (a crash between Shopify's answer and our
+//!   write, or the merchant fulfilling by hand);
+//! - a mutation whose outcome is unknown (timeout, 5xx) is never retried blind: the pusher reads
+//!   once more at once, and if that does not settle it the message comes back (after the queue's
+//!   visibility timeout) and the read decides then.
+//!
+//! [`push_batch`] runs a batch of queue messages: sequentially within an order (two packages of
+//! one order must not both plan against the same remaining quantities), concurrently across
+//! orders; malformed messages are acknowledged; only retryable failures are reported.
 
 use crate::credentials::Credentials;
 use crate::now_ms;
 use crate::queue::PushMessage;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
 use dropsync_domain::ops::{mark_push_failed, mark_pushed};
 use dropsync_domain::{Package, PushState, ShopDomain, ShopSettings};
 use dropsync_shopify::admin::{
-    AdminError, FulfillmentRequest, FulfillmentState, MutationOutcome, ShopifyAdmin, TrackingInfo,
+    AdminError, ExistingFulfillment, FulfillmentRequest, FulfillmentState, MutationOutcome,
+    ShopifyAdmin, TrackingInfo,
 };
-use dropsync_store::{Store, StoreError};
+use dropsync_store::{Store, StoreError, order_pk};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 /// What happened to one message.
@@ -25,9 +43,10 @@ pub enum PushOutcome {
     Pushed,
     /// It was already in Shopify (earlier success, or fulfilled by hand): recorded as pushed.
     AlreadyInShopify,
-    /// Nothing to do (already recorded as pushed, unknown package, inactive shop).
+    /// Nothing to do (already pushed or flagged, unknown order or package, inactive shop).
     Skipped(&'static str),
-    /// Shopify refused it: recorded on the package for the merchant.
+    /// Shopify refused it, or it cannot be fulfilled as things stand: recorded on the package for
+    /// the merchant.
     Flagged(String),
 }
 
@@ -43,6 +62,11 @@ impl From<StoreError> for PushError {
         PushError::Retry(e.to_string())
     }
 }
+
+/// How long a claim on a package keeps other workers off it. Far longer than one push takes (a
+/// few seconds, a Lambda timeout at most), and shorter than the tracking queue's visibility
+/// timeout (180 s), so a message whose worker died finds the claim expired when it comes back.
+pub const PUSH_LEASE: Duration = Duration::from_secs(120);
 
 /// Shopify's exact names for carriers AliExpress parcels travel with (case-sensitive there).
 const KNOWN_CARRIERS: &[&str] = &[
@@ -72,90 +96,143 @@ const KNOWN_CARRIERS: &[&str] = &[
     "Poste Italiane",
 ];
 
-/// The tracking info to send: a known Shopify carrier name when the carrier is recognisable
-/// (from the shop's mapping, or the name itself), else the carrier as free text plus a URL.
+/// The tracking info to send: Shopify's exact company name when the carrier is recognisable
+/// (from the shop's mapping, or the name itself), else the carrier as free text; and always the
+/// shop's tracking URL, since Shopify builds no URL for free text and the sandbox and several
+/// integrations build none for known carriers either.
 pub fn tracking_info(settings: &ShopSettings, package: &Package) -> TrackingInfo {
     let number = package.tracking_number.clone();
-    let raw = package.carrier.clone().unwrap_or_default();
-    let mapped = settings.carrier_mapping.get(&raw).cloned().or_else(|| {
-        KNOWN_CARRIERS
-            .iter()
-            .find(|c| c.eq_ignore_ascii_case(raw.trim()))
-            .map(|c| (*c).to_owned())
-    });
+    let raw = package.carrier.as_deref().unwrap_or_default().trim();
+    let mapped = settings
+        .carrier_mapping
+        .get(raw)
+        .or_else(|| {
+            settings
+                .carrier_mapping
+                .iter()
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case(raw))
+                .map(|(_, v)| v)
+        })
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty())
+        .or_else(|| {
+            KNOWN_CARRIERS
+                .iter()
+                .find(|c| c.eq_ignore_ascii_case(raw))
+                .map(|c| (*c).to_owned())
+        });
     let url = settings.tracking_url_template.replace("{number}", &number);
-    match mapped {
-        Some(company) => TrackingInfo {
-            company: Some(company),
-            number,
-            url: Some(url),
-        },
-        None => TrackingInfo {
-            company: (!raw.trim().is_empty()).then(|| raw.trim().to_owned()),
-            number,
-            url: Some(url),
-        },
+    TrackingInfo {
+        company: mapped.or_else(|| (!raw.is_empty()).then(|| raw.to_owned())),
+        number,
+        url: (!url.trim().is_empty()).then_some(url),
     }
 }
 
 /// Request lines grouped per fulfillment order: (FO id, [(FO line item id, quantity)]).
 pub type FoLines = Vec<(String, Vec<(String, u32)>)>;
 
-/// Chooses fulfillment-order line items for a package: only FOs that support
-/// `CREATE_FULFILLMENT`, only remaining quantities. Returns the request lines, grouped per FO,
-/// and why nothing could be chosen when that is so.
+/// Final fulfillment-order statuses: nothing left there will ever be fulfilled.
+fn is_final(status: &str) -> bool {
+    ["CLOSED", "CANCELLED", "INCOMPLETE"]
+        .iter()
+        .any(|s| status.eq_ignore_ascii_case(s))
+}
+
+/// Chooses the fulfillment-order line items for a package: only FOs that support
+/// `CREATE_FULFILLMENT`, only remaining quantities, and one location (a fulfillment may only span
+/// FOs at one location).
+///
+/// A package is pushed whole or not at all: when part of it is still open in Shopify but cannot
+/// be fulfilled now (an ON_HOLD or SCHEDULED FO, a fulfillment service's FO, or another location),
+/// the package is not forced or split — the reason comes back for the merchant. Quantities that
+/// are nowhere left (fulfilled by someone else) are simply not asked for.
 pub fn choose_lines(state: &FulfillmentState, package: &Package) -> Result<FoLines, ChooseError> {
+    let wanted = |li: &dropsync_shopify::admin::FoLineItem| {
+        li.remaining_quantity > 0
+            && package
+                .items
+                .iter()
+                .any(|it| it.line_item_id == li.line_item_id && it.quantity > 0)
+    };
+    // The location: the first fulfillable FO holding something of the package.
+    let location = state
+        .fulfillment_orders
+        .iter()
+        .find(|fo| fo.can_create_fulfillment() && fo.line_items.iter().any(wanted))
+        .map(|fo| fo.location.clone());
+
     let mut by_fo: FoLines = Vec::new();
-    let mut blocked: Vec<String> = Vec::new();
-    let mut location: Option<Option<String>> = None;
+    let mut blocked: Option<String> = None;
+    let mut dead: Option<String> = None;
     for item in &package.items {
         let mut want = item.quantity;
-        for fo in &state.fulfillment_orders {
-            if want == 0 {
-                break;
-            }
-            let has_line = fo
-                .line_items
+        if let Some(location) = &location {
+            for fo in state
+                .fulfillment_orders
                 .iter()
-                .any(|li| li.line_item_id == item.line_item_id && li.remaining_quantity > 0);
-            if !has_line {
-                continue;
-            }
-            if !fo
-                .supported_actions
-                .iter()
-                .any(|a| a == "CREATE_FULFILLMENT")
+                .filter(|fo| fo.can_create_fulfillment() && fo.location == *location)
             {
-                blocked.push(format!("fulfillment order is {}", fo.status));
-                continue;
-            }
-            // One fulfillment may only span fulfillment orders at one location.
-            match &location {
-                None => location = Some(fo.location.clone()),
-                Some(l) if *l != fo.location => continue,
-                Some(_) => {}
-            }
-            for li in fo
-                .line_items
-                .iter()
-                .filter(|li| li.line_item_id == item.line_item_id && li.remaining_quantity > 0)
-            {
-                let take = want.min(li.remaining_quantity);
-                if take == 0 {
-                    continue;
-                }
-                want -= take;
-                match by_fo.iter_mut().find(|(id, _)| *id == fo.id) {
-                    Some((_, lines)) => lines.push((li.id.clone(), take)),
-                    None => by_fo.push((fo.id.clone(), vec![(li.id.clone(), take)])),
+                for li in fo
+                    .line_items
+                    .iter()
+                    .filter(|li| li.line_item_id == item.line_item_id && li.remaining_quantity > 0)
+                {
+                    let take = want.min(li.remaining_quantity);
+                    if take == 0 {
+                        continue;
+                    }
+                    want -= take;
+                    match by_fo.iter_mut().find(|(id, _)| *id == fo.id) {
+                        Some((_, lines)) => lines.push((li.id.clone(), take)),
+                        None => by_fo.push((fo.id.clone(), vec![(li.id.clone(), take)])),
+                    }
                 }
             }
         }
+        if want == 0 {
+            continue;
+        }
+        // What is missing: open somewhere it cannot be fulfilled from now, or gone.
+        for fo in &state.fulfillment_orders {
+            let open_here = fo
+                .line_items
+                .iter()
+                .any(|li| li.line_item_id == item.line_item_id && li.remaining_quantity > 0);
+            if !open_here {
+                continue;
+            }
+            if fo.can_create_fulfillment() {
+                if location.as_ref() != Some(&fo.location) {
+                    blocked.get_or_insert_with(|| {
+                        "the package's items are at several locations".to_owned()
+                    });
+                }
+            } else if is_final(&fo.status) {
+                dead.get_or_insert_with(|| format!("fulfillment order is {}", fo.status));
+            } else {
+                blocked.get_or_insert_with(|| match &fo.request_status {
+                    Some(r)
+                        if fo.status.eq_ignore_ascii_case("OPEN")
+                            && !r.eq_ignore_ascii_case("UNSUBMITTED") =>
+                    {
+                        format!("fulfillment order is {} ({r})", fo.status)
+                    }
+                    _ if fo.status.eq_ignore_ascii_case("OPEN") => {
+                        "fulfillment order belongs to a fulfillment service".to_owned()
+                    }
+                    _ => format!("fulfillment order is {}", fo.status),
+                });
+            }
+        }
+    }
+    if let Some(reason) = blocked {
+        return Err(ChooseError::Blocked(reason));
     }
     if !by_fo.is_empty() {
         return Ok(by_fo);
     }
-    if let Some(reason) = blocked.into_iter().next() {
+    if let Some(reason) = dead {
         return Err(ChooseError::Blocked(reason));
     }
     if state.fulfillment_orders.is_empty() {
@@ -166,7 +243,8 @@ pub fn choose_lines(state: &FulfillmentState, package: &Package) -> Result<FoLin
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChooseError {
-    /// ON_HOLD, SCHEDULED, a fulfillment service's FO: not forced; the merchant decides.
+    /// ON_HOLD, SCHEDULED, a fulfillment service's FO, several locations: not forced; the
+    /// merchant decides.
     #[error("not fulfillable: {0}")]
     Blocked(String),
     /// Shopify creates fulfillment orders shortly after the order: try again.
@@ -177,12 +255,41 @@ pub enum ChooseError {
     NothingRemaining,
 }
 
+/// Fulfillments that stand (not cancelled or failed).
+fn live(state: &FulfillmentState) -> impl Iterator<Item = &ExistingFulfillment> {
+    state.fulfillments.iter().filter(|f| {
+        !["CANCELLED", "ERROR", "FAILURE"]
+            .iter()
+            .any(|s| f.status.trim().eq_ignore_ascii_case(s))
+    })
+}
+
+/// The standing fulfillment that carries this tracking number, if any.
+fn carrying<'a>(state: &'a FulfillmentState, number: &str) -> Option<&'a ExistingFulfillment> {
+    let number = number.trim();
+    live(state).find(|f| f.tracking_numbers.iter().any(|n| n.trim() == number))
+}
+
 /// The pusher's dependencies, built once.
 #[derive(Debug)]
 pub struct PushService<A> {
     pub store: Store,
     pub admin: Arc<A>,
     pub credentials: Arc<Credentials>,
+}
+
+/// Who is pushing a package right now (see [`PUSH_LEASE`]).
+struct Lease {
+    key: HashMap<String, AttributeValue>,
+    owner: String,
+}
+
+/// Ids of one package, for logs and writes.
+struct Target<'a> {
+    shop: &'a ShopDomain,
+    order_id: u64,
+    ae: u64,
+    tn: &'a str,
 }
 
 impl<A: ShopifyAdmin> PushService<A> {
@@ -193,184 +300,532 @@ impl<A: ShopifyAdmin> PushService<A> {
         order_id: u64,
         ae_order_id: u64,
     ) -> Result<PushOutcome, PushError> {
-        let shop = &msg.shop;
-        let tn = msg.tracking_number.as_str();
-        let Some(stored) = self.store.get_order(shop, order_id).await? else {
+        let t = Target {
+            shop: &msg.shop,
+            order_id,
+            ae: ae_order_id,
+            tn: msg.tracking_number.as_str(),
+        };
+        let Some(stored) = self.store.get_order(t.shop, order_id).await? else {
             return Ok(PushOutcome::Skipped("no such order"));
         };
         let Some(package) = stored
             .order
             .supplier_order(ae_order_id)
-            .and_then(|so| so.package(tn))
+            .and_then(|so| so.package(t.tn))
             .cloned()
         else {
+            // A stale message: the number was corrected since, and the new number has its own.
             return Ok(PushOutcome::Skipped("no such package"));
         };
         if !package.push.is_due() {
-            return Ok(PushOutcome::Skipped("already pushed"));
+            return Ok(PushOutcome::Skipped(match package.push {
+                PushState::Failed { .. } => "flagged for the merchant",
+                _ => "already pushed",
+            }));
         }
-        let record = self.store.get_shop(shop).await?;
+        let record = self.store.get_shop(t.shop).await?;
         if !record.active {
             return Ok(PushOutcome::Skipped("shop inactive"));
         }
-        let Some(token) = self.credentials.shop(shop).map(|c| c.access_token.clone()) else {
-            return self
-                .flag(
-                    shop,
-                    order_id,
-                    ae_order_id,
-                    tn,
-                    "no access token for this shop",
-                )
-                .await;
+        let Some(token) = self
+            .credentials
+            .shop(t.shop)
+            .map(|c| c.access_token.clone())
+        else {
+            return self.flag(&t, "no access token for this shop").await;
         };
+        let Some(lease) = self.claim(&t).await? else {
+            return Err(PushError::Retry(
+                "another worker is pushing this package".to_owned(),
+            ));
+        };
+        let result = self.push(&t, &token, &package, &record.settings).await;
+        self.release(&t, lease).await;
+        result
+    }
 
-        let state = match self.admin.fulfillment_state(shop, &token, order_id).await {
+    /// The push proper, under the package's lease.
+    async fn push(
+        &self,
+        t: &Target<'_>,
+        token: &str,
+        package: &Package,
+        settings: &ShopSettings,
+    ) -> Result<PushOutcome, PushError> {
+        let state = match self
+            .admin
+            .fulfillment_state(t.shop, token, t.order_id)
+            .await
+        {
             Ok(Some(s)) => s,
-            Ok(None) => {
-                return self
-                    .flag(
-                        shop,
-                        order_id,
-                        ae_order_id,
-                        tn,
-                        "order not found in Shopify",
-                    )
-                    .await;
-            }
-            Err(e) => return self.admin_error(shop, order_id, ae_order_id, tn, e).await,
+            Ok(None) => return self.flag(t, "order not found in Shopify").await,
+            Err(e) => return self.admin_error(t, e).await,
         };
 
-        let existing = state.fulfillments.iter().find(|f| {
-            !f.status.eq_ignore_ascii_case("cancelled")
-                && !f.status.eq_ignore_ascii_case("error")
-                && !f.status.eq_ignore_ascii_case("failure")
-                && f.tracking_numbers.iter().any(|n| n == tn)
-        });
-        if let Some(f) = existing {
-            let id = f.id.clone();
-            self.record_pushed(shop, order_id, ae_order_id, tn, Some(id))
-                .await?;
-            info!(shop = %shop, order_id, tracking = tn, "already in Shopify; recorded");
+        if let Some(f) = carrying(&state, t.tn) {
+            self.record_pushed(t, Some(f.id.clone())).await?;
+            info!(shop = %t.shop, order_id = t.order_id, ae_order_id = t.ae, tracking = t.tn,
+                fulfillment_id = f.id.as_str(), "already in Shopify; recorded");
             return Ok(PushOutcome::AlreadyInShopify);
         }
 
-        if let PushState::UpdatePending { fulfillment_id } = &package.push {
-            let info = tracking_info(&record.settings, &package);
+        // A corrected number: update the fulfillment that carries the old one. For a package
+        // corrected before its push was recorded (a crash after Shopify's success), the old
+        // number's fulfillment is found by its number.
+        let to_update = match &package.push {
+            PushState::UpdatePending { fulfillment_id } => Some(fulfillment_id.clone()),
+            _ => package
+                .previous_tracking
+                .as_deref()
+                .and_then(|prev| carrying(&state, prev))
+                .map(|f| f.id.clone()),
+        };
+        if let Some(fulfillment_id) = to_update {
+            let info = tracking_info(settings, package);
             return match self
                 .admin
                 .update_tracking(
-                    shop,
-                    &token,
-                    fulfillment_id,
+                    t.shop,
+                    token,
+                    &fulfillment_id,
                     &info,
-                    record.settings.notify_customer,
+                    settings.notify_customer,
                 )
                 .await
             {
                 Ok(MutationOutcome::Done { .. }) => {
-                    self.record_pushed(
-                        shop,
-                        order_id,
-                        ae_order_id,
-                        tn,
-                        Some(fulfillment_id.clone()),
-                    )
-                    .await?;
-                    info!(shop = %shop, order_id, tracking = tn, "tracking updated in Shopify");
+                    self.record_pushed(t, Some(fulfillment_id.clone())).await?;
+                    info!(shop = %t.shop, order_id = t.order_id, ae_order_id = t.ae, tracking = t.tn,
+                        fulfillment_id = fulfillment_id.as_str(), "tracking updated in Shopify");
                     Ok(PushOutcome::Pushed)
                 }
-                Ok(MutationOutcome::UserErrors(errs)) => {
-                    self.flag(shop, order_id, ae_order_id, tn, &errs.join("; "))
-                        .await
-                }
-                Err(e) => self.admin_error(shop, order_id, ae_order_id, tn, e).await,
+                Ok(MutationOutcome::UserErrors(errs)) => self.flag(t, &errs.join("; ")).await,
+                // Replacing tracking is idempotent: a retry after an unknown outcome is harmless.
+                Err(e) => self.admin_error(t, e).await,
             };
         }
 
-        let lines = match choose_lines(&state, &package) {
+        let lines = match choose_lines(&state, package) {
             Ok(lines) => lines,
             Err(ChooseError::NoFulfillmentOrdersYet) => {
+                info!(shop = %t.shop, order_id = t.order_id, "no fulfillment orders yet; message will come back");
                 return Err(PushError::Retry("no fulfillment orders yet".into()));
             }
             Err(ChooseError::NothingRemaining) => {
-                // Fulfilled by someone else under another number: nothing to create, and nothing
-                // left to wait for.
-                self.record_pushed(shop, order_id, ae_order_id, tn, None)
-                    .await?;
+                // Fulfilled by someone else under another number: nothing to create, and
+                // nothing left to wait for.
+                self.record_pushed(t, None).await?;
+                info!(shop = %t.shop, order_id = t.order_id, ae_order_id = t.ae, tracking = t.tn,
+                    "already fulfilled in Shopify under another number; recorded");
                 return Ok(PushOutcome::AlreadyInShopify);
             }
-            Err(e @ ChooseError::Blocked(_)) => {
-                return self
-                    .flag(shop, order_id, ae_order_id, tn, &e.to_string())
-                    .await;
-            }
+            Err(e @ ChooseError::Blocked(_)) => return self.flag(t, &e.to_string()).await,
         };
         let req = FulfillmentRequest {
-            order_id,
+            order_id: t.order_id,
             line_items_by_fo: lines,
-            tracking: tracking_info(&record.settings, &package),
-            notify_customer: record.settings.notify_customer,
+            tracking: tracking_info(settings, package),
+            notify_customer: settings.notify_customer,
         };
-        match self.admin.create_fulfillment(shop, &token, &req).await {
+        match self.admin.create_fulfillment(t.shop, token, &req).await {
             Ok(MutationOutcome::Done { fulfillment_id }) => {
-                self.record_pushed(shop, order_id, ae_order_id, tn, fulfillment_id)
-                    .await?;
-                info!(shop = %shop, order_id, ae_order_id, tracking = tn, "fulfillment created");
+                self.record_pushed(t, fulfillment_id.clone()).await?;
+                info!(shop = %t.shop, order_id = t.order_id, ae_order_id = t.ae, tracking = t.tn,
+                    fulfillment_id = fulfillment_id.as_deref().unwrap_or_default(),
+                    notify_customer = settings.notify_customer, "fulfillment created");
                 Ok(PushOutcome::Pushed)
             }
-            Ok(MutationOutcome::UserErrors(errs)) => {
-                self.flag(shop, order_id, ae_order_id, tn, &errs.join("; "))
-                    .await
-            }
-            Err(e) => self.admin_error(shop, order_id, ae_order_id, tn, e).await,
+            Ok(MutationOutcome::UserErrors(errs)) => self.flag(t, &errs.join("; ")).await,
+            Err(e @ AdminError::Retryable(_)) => self.settle_unknown(t, token, e).await,
+            Err(e) => self.admin_error(t, e).await,
         }
+    }
+
+    /// `fulfillmentCreate` may or may not have happened: read once more. Found → recorded;
+    /// otherwise the message comes back later and the read decides then (never a blind retry:
+    /// Shopify may still be working on the first attempt).
+    async fn settle_unknown(
+        &self,
+        t: &Target<'_>,
+        token: &str,
+        e: AdminError,
+    ) -> Result<PushOutcome, PushError> {
+        warn!(shop = %t.shop, order_id = t.order_id, ae_order_id = t.ae, tracking = t.tn, error = %e,
+            "fulfillment outcome unknown; reading it back");
+        if let Ok(Some(state)) = self
+            .admin
+            .fulfillment_state(t.shop, token, t.order_id)
+            .await
+            && let Some(f) = carrying(&state, t.tn)
+        {
+            self.record_pushed(t, Some(f.id.clone())).await?;
+            info!(shop = %t.shop, order_id = t.order_id, ae_order_id = t.ae, tracking = t.tn,
+                fulfillment_id = f.id.as_str(), "fulfillment created (confirmed by reading it back)");
+            return Ok(PushOutcome::Pushed);
+        }
+        Err(PushError::Retry(e.to_string()))
     }
 
     async fn record_pushed(
         &self,
-        shop: &ShopDomain,
-        order_id: u64,
-        ae: u64,
-        tn: &str,
+        t: &Target<'_>,
         fulfillment_id: Option<String>,
     ) -> Result<(), PushError> {
         let now = now_ms();
         self.store
-            .update_order(shop, order_id, |o| {
-                mark_pushed(o, ae, tn, fulfillment_id.clone(), now)
+            .update_order(t.shop, t.order_id, |o| {
+                mark_pushed(o, t.ae, t.tn, fulfillment_id.clone(), now)
             })
             .await?;
         Ok(())
     }
 
-    async fn flag(
-        &self,
-        shop: &ShopDomain,
-        order_id: u64,
-        ae: u64,
-        tn: &str,
-        reason: &str,
-    ) -> Result<PushOutcome, PushError> {
-        warn!(shop = %shop, order_id, ae_order_id = ae, tracking = tn, reason, "push flagged for the merchant");
+    async fn flag(&self, t: &Target<'_>, reason: &str) -> Result<PushOutcome, PushError> {
+        warn!(shop = %t.shop, order_id = t.order_id, ae_order_id = t.ae, tracking = t.tn, reason,
+            "push flagged for the merchant");
         self.store
-            .update_order(shop, order_id, |o| mark_push_failed(o, ae, tn, reason))
+            .update_order(t.shop, t.order_id, |o| {
+                mark_push_failed(o, t.ae, t.tn, reason)
+            })
             .await?;
         Ok(PushOutcome::Flagged(reason.to_owned()))
     }
 
-    async fn admin_error(
-        &self,
-        shop: &ShopDomain,
-        order_id: u64,
-        ae: u64,
-        tn: &str,
-        e: AdminError,
-    ) -> Result<PushOutcome, PushError> {
+    async fn admin_error(&self, t: &Target<'_>, e: AdminError) -> Result<PushOutcome, PushError> {
         if e.is_retryable() {
-            warn!(shop = %shop, order_id, tracking = tn, error = %e, "Shopify unavailable; message will come back");
+            warn!(shop = %t.shop, order_id = t.order_id, tracking = t.tn, error = %e,
+                "Shopify unavailable; message will come back");
             return Err(PushError::Retry(e.to_string()));
         }
-        self.flag(shop, order_id, ae, tn, &e.to_string()).await
+        self.flag(t, &e.to_string()).await
+    }
+
+    /// Claims the package for [`PUSH_LEASE`]: `None` when another worker holds it.
+    async fn claim(&self, t: &Target<'_>) -> Result<Option<Lease>, PushError> {
+        let now = now_ms();
+        let lease_ms = i64::try_from(PUSH_LEASE.as_millis()).unwrap_or(i64::MAX);
+        let key = HashMap::from([
+            (
+                "pk".to_owned(),
+                AttributeValue::S(order_pk(t.shop, t.order_id)),
+            ),
+            (
+                "sk".to_owned(),
+                AttributeValue::S(format!("PUSH#{}#{}", t.ae, t.tn)),
+            ),
+        ]);
+        let owner = format!("{:016x}", fastrand::u64(..));
+        let res = self
+            .store
+            .client()
+            .put_item()
+            .table_name(self.store.table())
+            .set_item(Some(key.clone()))
+            .item("owner", AttributeValue::S(owner.clone()))
+            .item(
+                "lease_until_ms",
+                AttributeValue::N(now.saturating_add(lease_ms).to_string()),
+            )
+            // The table's TTL attribute: a claim never released (a worker that died) goes away.
+            .item(
+                "expires_at",
+                AttributeValue::N((now / 1000 + 3600).to_string()),
+            )
+            .condition_expression("attribute_not_exists(pk) OR lease_until_ms < :now")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Some(Lease { key, owner })),
+            Err(SdkError::ServiceError(se))
+                if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                info!(shop = %t.shop, order_id = t.order_id, ae_order_id = t.ae, tracking = t.tn,
+                    "package is being pushed by another worker");
+                Ok(None)
+            }
+            Err(e) => Err(PushError::Retry(format!(
+                "cannot claim the package: {}",
+                DisplayErrorContext(&e)
+            ))),
+        }
+    }
+
+    /// Gives the claim up (only if it is still ours). A failure only delays the next push of the
+    /// package until the lease runs out.
+    async fn release(&self, t: &Target<'_>, lease: Lease) {
+        let res = self
+            .store
+            .client()
+            .delete_item()
+            .table_name(self.store.table())
+            .set_key(Some(lease.key))
+            .condition_expression("#o = :o")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":o", AttributeValue::S(lease.owner))
+            .send()
+            .await;
+        if let Err(e) = res {
+            warn!(shop = %t.shop, order_id = t.order_id, tracking = t.tn,
+                error = %DisplayErrorContext(&e), "could not release the package's claim");
+        }
+    }
+}
+
+/// One queue message: its id (the SQS message id) and its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchMessage {
+    pub id: String,
+    pub body: String,
+}
+
+struct Parsed {
+    id: String,
+    msg: PushMessage,
+    order_id: u64,
+    ae: u64,
+}
+
+/// Runs a batch of push messages and returns the ids of the messages to retry (SQS batch-item
+/// failures). Messages of one order run one after another, orders run concurrently. A malformed
+/// message is logged and acknowledged: a poison message never blocks the batch.
+pub async fn push_batch<A: ShopifyAdmin + 'static>(
+    svc: Arc<PushService<A>>,
+    messages: Vec<BatchMessage>,
+) -> Vec<String> {
+    let mut groups: BTreeMap<(String, u64), Vec<Parsed>> = BTreeMap::new();
+    for BatchMessage { id, body } in messages {
+        match PushMessage::parse(&body) {
+            Ok((msg, order_id, ae)) => groups
+                .entry((msg.shop.to_string(), order_id))
+                .or_default()
+                .push(Parsed {
+                    id,
+                    msg,
+                    order_id,
+                    ae,
+                }),
+            Err(e) => {
+                warn!(message_id = id.as_str(), error = %e, "malformed message acknowledged");
+            }
+        }
+    }
+    let mut set = JoinSet::new();
+    let mut ids_of_task = HashMap::new();
+    for (_, msgs) in groups {
+        let svc = svc.clone();
+        let ids: Vec<String> = msgs.iter().map(|m| m.id.clone()).collect();
+        let handle = set.spawn(async move {
+            let mut failed = Vec::new();
+            for Parsed {
+                id,
+                msg,
+                order_id,
+                ae,
+            } in msgs
+            {
+                match svc.handle(&msg, order_id, ae).await {
+                    Ok(outcome) => {
+                        info!(shop = %msg.shop, order_id, ae_order_id = ae,
+                            tracking = msg.tracking_number.as_str(), ?outcome, "push handled");
+                    }
+                    Err(PushError::Retry(why)) => {
+                        warn!(shop = %msg.shop, order_id, ae_order_id = ae,
+                            tracking = msg.tracking_number.as_str(), why, "push will be retried");
+                        failed.push(id);
+                    }
+                }
+            }
+            failed
+        });
+        ids_of_task.insert(handle.id(), ids);
+    }
+    let mut failed = Vec::new();
+    while let Some(done) = set.join_next_with_id().await {
+        match done {
+            Ok((_, ids)) => failed.extend(ids),
+            // A task that died cannot say which of its messages were done: retry them all (the
+            // pusher is idempotent, so the done ones are skipped next time).
+            Err(e) => {
+                warn!(error = %e, "push task failed");
+                failed.extend(ids_of_task.remove(&e.id()).unwrap_or_default());
+            }
+        }
+    }
+    failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dropsync_shopify::admin::{FoLineItem, FulfillmentOrder};
+    use serde_json::json;
+
+    /// Built from JSON, so new fields with defaults do not break these tests.
+    fn package(carrier: Option<&str>, items: &[(u64, u32)]) -> Package {
+        serde_json::from_value(json!({
+            "tracking_number": "YT2601234567890123",
+            "carrier": carrier,
+            "items": items.iter().map(|(id, q)| json!({"line_item_id": id, "quantity": q})).collect::<Vec<_>>(),
+            "push": {"state": "pending"},
+            "found_at_ms": 0,
+        }))
+        .unwrap()
+    }
+
+    fn fo(id: &str, status: &str, location: &str, lines: &[(u64, u32)]) -> FulfillmentOrder {
+        let actions: &[&str] = match status {
+            "OPEN" | "IN_PROGRESS" => &["CREATE_FULFILLMENT", "HOLD"],
+            "ON_HOLD" => &["RELEASE_HOLD", "HOLD", "MOVE"],
+            "SCHEDULED" => &["MARK_AS_OPEN"],
+            _ => &[],
+        };
+        FulfillmentOrder {
+            id: format!("gid://shopify/FulfillmentOrder/{id}"),
+            status: status.to_owned(),
+            request_status: Some("UNSUBMITTED".to_owned()),
+            supported_actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+            location: Some(location.to_owned()),
+            line_items: lines
+                .iter()
+                .map(|(line, remaining)| FoLineItem {
+                    id: format!("gid://shopify/FulfillmentOrderLineItem/{id}{line}"),
+                    line_item_id: *line,
+                    remaining_quantity: *remaining,
+                    total_quantity: 3,
+                })
+                .collect(),
+        }
+    }
+
+    fn state(fos: Vec<FulfillmentOrder>) -> FulfillmentState {
+        FulfillmentState {
+            fulfillment_orders: fos,
+            ..FulfillmentState::default()
+        }
+    }
+
+    #[test]
+    fn a_package_takes_its_quantities_from_open_fulfillment_orders_at_one_location() {
+        let s = state(vec![fo("1", "OPEN", "Main", &[(10, 2), (11, 1), (12, 1)])]);
+        let lines = choose_lines(&s, &package(None, &[(10, 1), (11, 1)])).unwrap();
+        assert_eq!(
+            lines,
+            vec![(
+                "gid://shopify/FulfillmentOrder/1".to_owned(),
+                vec![
+                    ("gid://shopify/FulfillmentOrderLineItem/110".to_owned(), 1),
+                    ("gid://shopify/FulfillmentOrderLineItem/111".to_owned(), 1)
+                ]
+            )]
+        );
+    }
+
+    #[test]
+    fn an_item_on_hold_blocks_the_whole_package_instead_of_a_partial_fulfillment() {
+        let s = state(vec![
+            fo("1", "ON_HOLD", "Main", &[(10, 1)]),
+            fo("2", "OPEN", "Main", &[(11, 1)]),
+        ]);
+        assert_eq!(
+            choose_lines(&s, &package(None, &[(10, 1), (11, 1)])),
+            Err(ChooseError::Blocked("fulfillment order is ON_HOLD".into()))
+        );
+        let s = state(vec![fo("1", "SCHEDULED", "Main", &[(10, 1)])]);
+        assert_eq!(
+            choose_lines(&s, &package(None, &[(10, 1)])),
+            Err(ChooseError::Blocked(
+                "fulfillment order is SCHEDULED".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_fulfillment_service_order_and_a_second_location_are_not_forced() {
+        let mut service = fo("1", "OPEN", "Warehouse", &[(10, 1)]);
+        service.supported_actions = vec!["REQUEST_FULFILLMENT".into(), "HOLD".into()];
+        assert_eq!(
+            choose_lines(&state(vec![service]), &package(None, &[(10, 1)])),
+            Err(ChooseError::Blocked(
+                "fulfillment order belongs to a fulfillment service".into()
+            ))
+        );
+        let s = state(vec![
+            fo("1", "OPEN", "Main", &[(10, 1)]),
+            fo("2", "OPEN", "Shenzhen", &[(11, 1)]),
+        ]);
+        assert!(matches!(
+            choose_lines(&s, &package(None, &[(10, 1), (11, 1)])),
+            Err(ChooseError::Blocked(r)) if r.contains("several locations")
+        ));
+    }
+
+    #[test]
+    fn what_someone_else_fulfilled_is_left_out_and_nothing_left_is_said_so() {
+        let s = state(vec![fo("1", "IN_PROGRESS", "Main", &[(10, 0), (11, 1)])]);
+        let lines = choose_lines(&s, &package(None, &[(10, 1), (11, 1)])).unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].1.len(), 1);
+        let closed = state(vec![fo("1", "CLOSED", "Main", &[(10, 0)])]);
+        assert_eq!(
+            choose_lines(&closed, &package(None, &[(10, 1)])),
+            Err(ChooseError::NothingRemaining)
+        );
+        assert_eq!(
+            choose_lines(&state(vec![]), &package(None, &[(10, 1)])),
+            Err(ChooseError::NoFulfillmentOrdersYet)
+        );
+        // A canceled order: its FOs still hold the quantities, and that is the merchant's to see.
+        let cancelled = state(vec![fo("1", "CANCELLED", "Main", &[(10, 1)])]);
+        assert_eq!(
+            choose_lines(&cancelled, &package(None, &[(10, 1)])),
+            Err(ChooseError::Blocked(
+                "fulfillment order is CANCELLED".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_package_asks_for_no_more_than_remains() {
+        let s = state(vec![fo("1", "OPEN", "Main", &[(10, 1)])]);
+        let lines = choose_lines(&s, &package(None, &[(10, 3)])).unwrap();
+        assert_eq!(lines[0].1[0].1, 1);
+    }
+
+    #[test]
+    fn known_carriers_get_shopifys_exact_name_and_others_go_as_free_text_always_with_a_url() {
+        let settings = ShopSettings::default();
+        let t = tracking_info(&settings, &package(Some(" yunexpress "), &[(1, 1)]));
+        assert_eq!(t.company.as_deref(), Some("YunExpress"));
+        assert_eq!(t.number, "YT2601234567890123");
+        assert_eq!(
+            t.url.as_deref(),
+            Some("https://global.cainiao.com/detail.htm?mailNoList=YT2601234567890123")
+        );
+        let t = tracking_info(
+            &settings,
+            &package(Some("Cainiao Super Economy"), &[(1, 1)]),
+        );
+        assert_eq!(t.company.as_deref(), Some("Cainiao Super Economy"));
+        assert!(t.url.is_some());
+        let t = tracking_info(&settings, &package(None, &[(1, 1)]));
+        assert_eq!(t.company, None);
+        assert!(t.url.is_some());
+
+        let mut mapped = ShopSettings::default();
+        mapped
+            .carrier_mapping
+            .insert("AliExpress Selection Standard".into(), "China Post".into());
+        mapped.tracking_url_template = "https://t.17track.net/en#nums={number}".into();
+        let t = tracking_info(
+            &mapped,
+            &package(Some("aliexpress selection standard"), &[(1, 1)]),
+        );
+        assert_eq!(t.company.as_deref(), Some("China Post"));
+        assert_eq!(
+            t.url.as_deref(),
+            Some("https://t.17track.net/en#nums=YT2601234567890123")
+        );
     }
 }
