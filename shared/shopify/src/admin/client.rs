@@ -16,6 +16,8 @@ pub const DEFAULT_API_VERSION: &str = "2026-10";
 /// First backoff after a 5xx or network failure; doubles per attempt.
 const BASE_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest wait after repeated throttled answers, unless Shopify asks for longer.
+const MAX_THROTTLE_BACKOFF: Duration = Duration::from_secs(4);
 /// Connecting is bounded separately: a connect failure is the one network error after which a
 /// mutation is known not to have been sent, so it is worth finding out fast.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -112,6 +114,19 @@ fn valid_version(v: &str) -> bool {
 /// together.
 fn jittered(d: Duration) -> Duration {
     d + d.mul_f64(fastrand::f64() * 0.2) + Duration::from_millis(fastrand::u64(0..=50))
+}
+
+/// The wait after the `attempt`-th throttled answer (1-based): the bucket's own wait (`base`),
+/// doubled for each further throttled attempt — up to [`MAX_THROTTLE_BACKOFF`], or `base` when
+/// that is longer — and spread by up to half again. Processes that share a shop's bucket
+/// (concurrent Lambdas, each with its own limiter) otherwise all come back as soon as the bucket
+/// holds one request's cost, and throttle one another again.
+pub(crate) fn throttle_backoff(base: Duration, attempt: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
+    let d = base
+        .saturating_mul(factor)
+        .min(base.max(MAX_THROTTLE_BACKOFF));
+    d + d.mul_f64(fastrand::f64() * 0.5) + Duration::from_millis(fastrand::u64(0..=50))
 }
 
 /// Exponential backoff for the `attempt`-th failure (1-based).
@@ -268,7 +283,10 @@ impl AdminClient {
                 );
                 return Err(error);
             }
-            let wait = jittered(error.retry_after().unwrap_or_else(|| backoff(attempt)));
+            let wait = match error.retry_after() {
+                Some(base) => throttle_backoff(base, attempt),
+                None => jittered(backoff(attempt)),
+            };
             tracing::info!(
                 shop = shop_name,
                 order_id,
@@ -407,6 +425,25 @@ mod tests {
         assert_eq!(backoff(4), Duration::from_millis(1600));
         assert_eq!(backoff(10), MAX_BACKOFF);
         assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn throttled_retries_back_off_from_the_buckets_wait_spread_and_capped() {
+        let base = Duration::from_millis(130);
+        for _ in 0..100 {
+            let first = throttle_backoff(base, 1);
+            assert!(first >= base && first <= base.mul_f64(1.5) + Duration::from_millis(50));
+            let third = throttle_backoff(base, 3);
+            assert!(
+                third >= base * 4 && third <= (base * 4).mul_f64(1.5) + Duration::from_millis(50)
+            );
+            let late = throttle_backoff(base, 30);
+            assert!(late >= MAX_THROTTLE_BACKOFF);
+            assert!(late <= MAX_THROTTLE_BACKOFF.mul_f64(1.5) + Duration::from_millis(50));
+            // Shopify's own longer wait is never shortened.
+            let long = Duration::from_secs(10);
+            assert!(throttle_backoff(long, 4) >= long);
+        }
     }
 
     #[test]
