@@ -102,6 +102,7 @@ pub async fn tracking<A: ShopifyAdmin + 'static>(
     sqs: aws_sdk_sqs::Client,
     url: String,
     pusher: Arc<PushService<A>>,
+    max_receives: Option<u32>,
 ) {
     loop {
         let Some((event, handles)) = receive(&sqs, &url).await else {
@@ -114,7 +115,7 @@ pub async fn tracking<A: ShopifyAdmin + 'static>(
                 continue;
             }
         };
-        let response = dropsync_tracking_pusher::handle_batch(pusher.clone(), event).await;
+        let response = dropsync_tracking_pusher::handle(pusher.clone(), event, max_receives).await;
         let failed: Vec<String> = response
             .batch_item_failures
             .iter()

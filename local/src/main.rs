@@ -101,10 +101,16 @@ async fn main() -> Result<(), Error> {
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(server::serve(listener, local));
+    // The local queue dead-letters after the template's maxReceiveCount, like the deployed one.
+    let max_receives = defs
+        .pointer("/queues/TrackingQueue/MaxReceiveCount")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|m| u32::try_from(m).ok());
     tokio::spawn(consumer::tracking(
         sqs.clone(),
         tracking_url.clone(),
         pusher,
+        max_receives,
     ));
     if let Some(url) = config.continuation_queue_url.clone() {
         tokio::spawn(consumer::continuations(

@@ -525,3 +525,135 @@ async fn a_manual_sync_of_one_order_answers_with_the_new_state_and_queues_the_pu
     let stored = fx.store.get_order(&fx.a, 31).await.unwrap().unwrap();
     assert_eq!(stored.order.status, OrderStatus::AwaitingFulfillment);
 }
+
+#[tokio::test]
+async fn the_attention_list_shows_only_orders_needing_the_merchant_with_reasons_paged_and_per_shop()
+{
+    let fx = fixture().await;
+    // Orders 1..=3 of shop A are linked to AliExpress and then canceled in Shopify: AliExpress has
+    // no cancel API, so each needs the merchant. Order 4 is linked but fine; order 5 untouched.
+    for id in 1..=5u64 {
+        fx.order(&fx.a, id, "paid", 1_000 + i64::try_from(id).unwrap())
+            .await;
+    }
+    for id in 1..=4u64 {
+        let path = format!("/shops/{}/orders/{id}/supplier-orders", fx.a);
+        let body =
+            json!({"aliexpress_order_id": 8_000 + id, "line_item_ids": [id * 10 + 1, id * 10 + 2]});
+        let (status, o) = fx
+            .call("PUT", &path, Some(ADMIN), body.to_string().as_bytes())
+            .await;
+        assert_eq!(status, 201, "{o}");
+    }
+    let cancel = |id: u64| {
+        let mut f = facts("paid", 50, &[(id * 10 + 1, 1), (id * 10 + 2, 2)]);
+        f.created_at_ms = 1_000 + i64::try_from(id).unwrap();
+        f.cancelled = true;
+        f
+    };
+    for id in 1..=3u64 {
+        fx.store
+            .apply_shopify(&fx.a, id, cancel(id), "orders/cancelled", 2)
+            .await
+            .unwrap();
+    }
+    fx.order(&fx.b, 9, "paid", 1).await;
+    let path = format!("/shops/{}/orders/9/supplier-orders", fx.b);
+    let body = json!({"aliexpress_order_id": 9_001, "line_item_ids": [91]}).to_string();
+    assert_eq!(
+        fx.call("PUT", &path, Some(ADMIN), body.as_bytes()).await.0,
+        201
+    );
+    fx.store
+        .apply_shopify(&fx.b, 9, cancel(9), "orders/cancelled", 2)
+        .await
+        .unwrap();
+
+    // Two pages of two, newest first, each order with its reason.
+    let list = format!("/shops/{}/attention?limit=2", fx.a);
+    let (status, page1) = fx.call("GET", &list, Some(TOKEN_A), b"").await;
+    assert_eq!(status, 200, "{page1}");
+    let ids = |v: &Value| -> Vec<String> {
+        v["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&page1), ["3", "2"]);
+    let reason = &page1["orders"][0]["attention"][0];
+    assert_eq!(reason["code"], "cancel_on_aliexpress_by_hand", "{reason}");
+    assert_eq!(reason["aliexpress_order_ids"], json!(["8003"]));
+    let cursor = page1["next_cursor"].as_str().expect("a second page");
+    let (status, page2) = fx
+        .call(
+            "GET",
+            &format!("{list}&cursor={cursor}"),
+            Some(TOKEN_A),
+            b"",
+        )
+        .await;
+    assert_eq!(status, 200, "{page2}");
+    assert_eq!(ids(&page2), ["1"]);
+    assert_eq!(page2["next_cursor"], Value::Null);
+
+    // Shop B's order is its own: not on A's list, and A's token cannot read B's list.
+    let (status, b_list) = fx
+        .call(
+            "GET",
+            &format!("/shops/{}/attention", fx.b),
+            Some(ADMIN),
+            b"",
+        )
+        .await;
+    assert_eq!((status, ids(&b_list)), (200, vec!["9".to_owned()]));
+    let denied = fx
+        .call(
+            "GET",
+            &format!("/shops/{}/attention", fx.b),
+            Some(TOKEN_A),
+            b"",
+        )
+        .await;
+    assert_eq!(denied.0, 403);
+    let anonymous = fx
+        .call("GET", &format!("/shops/{}/attention", fx.a), None, b"")
+        .await;
+    assert_eq!(anonymous.0, 401);
+
+    // A cursor of another listing, or of another shop's attention list, is a 400.
+    let (_, tab) = fx
+        .call(
+            "GET",
+            &format!("/shops/{}/orders?status=canceled&limit=1", fx.a),
+            Some(ADMIN),
+            b"",
+        )
+        .await;
+    let tab_cursor = tab["next_cursor"].as_str().expect("more than one canceled");
+    for bad in [tab_cursor, "zz", "00"] {
+        let (status, body) = fx
+            .call("GET", &format!("{list}&cursor={bad}"), Some(ADMIN), b"")
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (_, b_page) = fx
+        .call(
+            "GET",
+            &format!("/shops/{}/attention?limit=1", fx.a),
+            Some(ADMIN),
+            b"",
+        )
+        .await;
+    let a_cursor = b_page["next_cursor"].as_str().unwrap();
+    let (status, _) = fx
+        .call(
+            "GET",
+            &format!("/shops/{}/attention?cursor={a_cursor}", fx.b),
+            Some(ADMIN),
+            b"",
+        )
+        .await;
+    assert_eq!(status, 400, "a cursor of shop A's list on shop B's");
+}

@@ -208,6 +208,7 @@ async fn child(out: &str) {
         stack.sqs.clone(),
         stack.queue_url.clone(),
         pusher,
+        Some(8),
     ));
     let target = format!("http://{}/webhooks/shopify", stack.addr);
     let mut hmacs = Vec::new();

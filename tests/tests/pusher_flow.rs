@@ -854,6 +854,78 @@ async fn a_shop_throttled_throughout_fails_the_message_and_the_redelivery_pushes
     assert_eq!(shop.fulfillments(order.order_id).await.len(), 1);
 }
 
+#[tokio::test]
+async fn a_push_failing_on_its_last_delivery_is_shown_to_the_merchant_stays_due_and_a_dlq_replay_clears_it()
+ {
+    let mut w = World::new().await;
+    let shop = w
+        .shop("dlq", json!({"faults": {"server_error": 1.0}}))
+        .await;
+    let order = w.order(&shop, &[1], None).await;
+    let tn = "YT2600000000000012";
+    w.ship(&shop, &order, &[(tn, Some("YunExpress"), &[])])
+        .await;
+    w.admin_config.max_attempts = 2;
+    let delivery = |count: u32| {
+        let mut ev = one("m-1", body(&shop, &order, tn));
+        ev.records[0]
+            .attributes
+            .insert("ApproximateReceiveCount".into(), count.to_string());
+        ev
+    };
+
+    // Before the last delivery a failure only brings the message back.
+    let resp = dropsync_tracking_pusher::handle(w.service(), delivery(7), Some(8)).await;
+    assert_eq!(failures(&resp), vec!["m-1".to_owned()]);
+    let p = w.package(&shop, &order, tn).await;
+    assert_eq!(p.gave_up, None);
+    assert!(w.stored(&shop, order.order_id).await.attention().is_empty());
+
+    // On the last one the reason is recorded before SQS dead-letters the message.
+    let resp = dropsync_tracking_pusher::handle(w.service(), delivery(8), Some(8)).await;
+    assert_eq!(failures(&resp), vec!["m-1".to_owned()]);
+    let p = w.package(&shop, &order, tn).await;
+    assert_eq!(
+        p.push,
+        PushState::Pending,
+        "still due: a replay or the next run sends it"
+    );
+    let gave_up = p.gave_up.expect("the failure is recorded");
+    assert_eq!(gave_up.attempts, 8);
+    assert!(!gave_up.reason.is_empty());
+    let attention = w.stored(&shop, order.order_id).await.attention();
+    assert!(
+        matches!(&attention[..], [Attention::PushDeadLettered { tracking_number, attempts: 8, .. }] if tracking_number == tn),
+        "{attention:?}"
+    );
+    let listed = w
+        .store
+        .list_attention(&shop.domain, None, 50)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.items.iter().map(|o| o.order.id).collect::<Vec<_>>(),
+        vec![order.order_id]
+    );
+    assert!(shop.fulfillments(order.order_id).await.is_empty());
+
+    // Shopify is back; the replayed message pushes once and the flag goes away.
+    shop.configure(json!({"faults": {}})).await;
+    let resp = dropsync_tracking_pusher::handle(w.service(), delivery(1), Some(8)).await;
+    assert!(failures(&resp).is_empty(), "{resp:?}");
+    assert_eq!(shop.fulfillments(order.order_id).await.len(), 1);
+    let p = w.package(&shop, &order, tn).await;
+    assert!(p.push.is_pushed());
+    assert_eq!(p.gave_up, None);
+    assert!(w.stored(&shop, order.order_id).await.attention().is_empty());
+    let listed = w
+        .store
+        .list_attention(&shop.domain, None, 50)
+        .await
+        .unwrap();
+    assert!(listed.items.is_empty(), "no longer listed");
+}
+
 // ---- what is not forced ----
 
 #[tokio::test]
@@ -891,6 +963,16 @@ async fn an_on_hold_fulfillment_order_is_flagged_for_the_merchant_and_not_forced
     assert_eq!(number, tn);
     assert!(reason.contains("ON_HOLD"), "{reason}");
     assert_ne!(stored.status, OrderStatus::Fulfilled);
+    let listed = w
+        .store
+        .list_attention(&shop.domain, None, 50)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.items.iter().map(|o| o.order.id).collect::<Vec<_>>(),
+        vec![order.order_id],
+        "the flagged order is on the merchant's attention list"
+    );
 
     // A redelivery does not try again: the merchant decides.
     let resp = handle_batch(w.service(), one("m-1", body(&shop, &order, tn))).await;

@@ -55,6 +55,7 @@ FUNCTIONS = {
             ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"})),
             ("OrdersTable/index/gsi1", frozenset({"dynamodb:Query"})),
             ("OrdersTable/index/gsi2", frozenset({"dynamodb:Query"})),
+            ("OrdersTable/index/gsi3", frozenset({"dynamodb:Query"})),
             ("TrackingQueue", frozenset({"sqs:SendMessage"})),
         },
     },
@@ -169,6 +170,11 @@ def test_functions_get_the_configuration_their_code_reads(t):
             assert ref_target(env["TRACKING_QUEUE_URL"]) == "TrackingQueue", name
         if "CONTINUATION_QUEUE_URL" in main or "continuation_queue_url" in main:
             assert ref_target(env["CONTINUATION_QUEUE_URL"]) == "PollerContinuationQueue", name
+
+
+def test_the_pusher_knows_when_a_failure_sends_its_message_to_the_dead_letter_queue(t):
+    env = props(t, "TrackingPusherFunction")["Environment"]["Variables"]
+    assert int(env["TRACKING_MAX_RECEIVES"]) == props(t, "TrackingQueue")["RedrivePolicy"]["maxReceiveCount"]
 
 
 def test_sqs_event_sources_report_batch_item_failures_with_the_exact_spelling(t):
@@ -360,6 +366,7 @@ def test_the_table_keeps_its_data_safe(t):
     gsis = {g["IndexName"]: g for g in p["GlobalSecondaryIndexes"]}
     assert gsis["gsi1"]["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["shop", "order_id"]}
     assert gsis["gsi2"]["Projection"] == {"ProjectionType": "ALL"}
+    assert gsis["gsi3"]["Projection"] == {"ProjectionType": "ALL"}
 
 
 def test_the_outputs_a_merchant_needs(t):

@@ -1,5 +1,5 @@
 //! The merchant API (API Gateway HTTP API): orders by tab, order detail, linking an AliExpress
-//! order, manual sync of an order or a shop, settings, and `GET /health`.
+//! order, manual sync of an order or a shop, settings, the attention list, and `GET /health`.
 //!
 //! The router parses the raw path itself (rather than relying on API Gateway's path
 //! parameters), so the same handler serves a `{proxy+}` route on AWS and the local stack.
@@ -124,6 +124,7 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/health"),
     ("GET", "/shops/{shop}/orders"),
+    ("GET", "/shops/{shop}/attention"),
     ("GET", "/shops/{shop}/orders/{order_id}"),
     ("PUT", "/shops/{shop}/orders/{order_id}/supplier-orders"),
     ("POST", "/shops/{shop}/orders/{order_id}/sync"),
@@ -137,6 +138,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 enum Route {
     Health,
     Orders(ShopDomain),
+    Attention(ShopDomain),
     Order(ShopDomain, u64),
     Link(ShopDomain, u64),
     SyncOrder(ShopDomain, u64),
@@ -175,6 +177,10 @@ fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["shops", shop, "orders"] => {
             allow(method == Method::GET, "GET")?;
             Ok(Route::Orders(parse_shop(shop)?))
+        }
+        ["shops", shop, "attention"] => {
+            allow(method == Method::GET, "GET")?;
+            Ok(Route::Attention(parse_shop(shop)?))
         }
         ["shops", shop, "orders", id] => {
             allow(method == Method::GET, "GET")?;
@@ -262,6 +268,25 @@ fn body_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
+/// `limit` (1..=250, default 50) and `cursor` of a list request.
+fn paging(query: Option<&str>) -> Result<(i32, Option<&str>), ApiError> {
+    let limit = match query_param(query, "limit")? {
+        None => DEFAULT_PAGE,
+        Some(l) => l
+            .parse::<i32>()
+            .ok()
+            .filter(|l| (1..=MAX_PAGE).contains(l))
+            .ok_or_else(|| ApiError::BadRequest(format!("limit must be 1..={MAX_PAGE}")))?,
+    };
+    let cursor = query_param(query, "cursor")?.filter(|c| !c.is_empty());
+    if let Some(c) = cursor
+        && !dropsync_store::cursor_is_valid(c)
+    {
+        return Err(ApiError::BadRequest("invalid cursor".into()));
+    }
+    Ok((limit, cursor))
+}
+
 fn query_param<'a>(query: Option<&'a str>, name: &str) -> Result<Option<&'a str>, ApiError> {
     let Some(q) = query else { return Ok(None) };
     let mut found = None;
@@ -326,6 +351,10 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                 self.authorize(req, &shop)?;
                 self.list(&shop, query).await
             }
+            Route::Attention(shop) => {
+                self.authorize(req, &shop)?;
+                self.attention(&shop, query).await
+            }
             Route::Order(shop, id) => {
                 self.authorize(req, &shop)?;
                 let stored = self
@@ -386,20 +415,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
             .ok_or_else(|| ApiError::BadRequest("status is required (a tab name)".into()))?
             .parse()
             .map_err(|_| ApiError::BadRequest("unknown status".into()))?;
-        let limit = match query_param(query, "limit")? {
-            None => DEFAULT_PAGE,
-            Some(l) => l
-                .parse::<i32>()
-                .ok()
-                .filter(|l| (1..=MAX_PAGE).contains(l))
-                .ok_or_else(|| ApiError::BadRequest(format!("limit must be 1..={MAX_PAGE}")))?,
-        };
-        let cursor = query_param(query, "cursor")?.filter(|c| !c.is_empty());
-        if let Some(c) = cursor
-            && !dropsync_store::cursor_is_valid(c)
-        {
-            return Err(ApiError::BadRequest("invalid cursor".into()));
-        }
+        let (limit, cursor) = paging(query)?;
         let page = self
             .store
             .list_by_status(shop, status, cursor, limit)
@@ -423,6 +439,27 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                 "counts": counts,
                 "shop": {"domain": shop, "active": rec.active, "aliexpress_reauth_needed": rec.aliexpress_reauth_needed},
             }),
+        ))
+    }
+
+    /// Everything the merchant must look at: orders with an attention flag (a push Shopify refused
+    /// or one that went to the dead-letter queue, a supplier-side problem, a cancel to make by
+    /// hand), each with its reasons in `attention`, newest first.
+    async fn attention(
+        &self,
+        shop: &ShopDomain,
+        query: Option<&str>,
+    ) -> Result<Response<Body>, ApiError> {
+        let (limit, cursor) = paging(query)?;
+        let page = self.store.list_attention(shop, cursor, limit).await?;
+        let orders: Vec<Value> = page
+            .items
+            .iter()
+            .map(|s| view::order_json(&s.order))
+            .collect();
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"orders": orders, "next_cursor": page.next}),
         ))
     }
 

@@ -8,7 +8,7 @@
 //! keeps failing).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use dropsync_app::push::{BatchMessage, PushService, push_batch};
+use dropsync_app::push::{BatchMessage, Delivery, PushService, push_deliveries};
 use dropsync_shopify::admin::ShopifyAdmin;
 use std::sync::Arc;
 use tracing::warn;
@@ -16,6 +16,11 @@ use tracing::warn;
 /// The SQS records as queue messages. A record without a message id cannot be reported as a
 /// failure, so it is given a placeholder id and treated like any other (its body decides).
 pub fn messages(event: SqsEvent) -> Vec<BatchMessage> {
+    deliveries(event).into_iter().map(|d| d.message).collect()
+}
+
+/// The SQS records with their delivery counts (`ApproximateReceiveCount`; 1 when absent).
+pub fn deliveries(event: SqsEvent) -> Vec<Delivery> {
     event
         .records
         .into_iter()
@@ -24,9 +29,17 @@ pub fn messages(event: SqsEvent) -> Vec<BatchMessage> {
                 warn!("SQS record without a messageId");
                 String::new()
             });
-            BatchMessage {
-                id,
-                body: rec.body.unwrap_or_default(),
+            let receive_count = rec
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.trim().parse().ok())
+                .unwrap_or(1);
+            Delivery {
+                message: BatchMessage {
+                    id,
+                    body: rec.body.unwrap_or_default(),
+                },
+                receive_count,
             }
         })
         .collect()
@@ -37,7 +50,18 @@ pub async fn handle_batch<A: ShopifyAdmin + 'static>(
     svc: Arc<PushService<A>>,
     event: SqsEvent,
 ) -> SqsBatchResponse {
-    let failed = push_batch(svc, messages(event)).await;
+    handle(svc, event, None).await
+}
+
+/// [`handle_batch`] for a queue whose redrive policy dead-letters a message after
+/// `max_receives` deliveries: a push failing on its last delivery is recorded on the order
+/// before SQS moves it to the dead-letter queue.
+pub async fn handle<A: ShopifyAdmin + 'static>(
+    svc: Arc<PushService<A>>,
+    event: SqsEvent,
+    max_receives: Option<u32>,
+) -> SqsBatchResponse {
+    let failed = push_deliveries(svc, deliveries(event), max_receives).await;
     let mut response = SqsBatchResponse::default();
     for id in failed {
         response.add_failure(id);

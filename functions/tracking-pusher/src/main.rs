@@ -27,12 +27,15 @@ async fn main() -> Result<(), Error> {
         })
     };
     deferred.eager_unless_secret(&config).await?;
+    let max_receives = Some(config.tracking_max_receives);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
             let deferred = deferred.clone();
             async move {
                 let svc = deferred.get().await?;
-                Ok::<_, Error>(dropsync_tracking_pusher::handle_batch(svc, event.payload).await)
+                Ok::<_, Error>(
+                    dropsync_tracking_pusher::handle(svc, event.payload, max_receives).await,
+                )
             }
         },
     ))

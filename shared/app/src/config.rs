@@ -37,6 +37,9 @@ pub struct Config {
     pub poll_concurrency: usize,
     /// The poller hands the rest to a continuation when less than this is left of its time.
     pub poll_reserve: Duration,
+    /// The tracking queue's `maxReceiveCount` (`TRACKING_MAX_RECEIVES`): a push that fails on this
+    /// delivery goes to the dead-letter queue, so the pusher records why on the order first.
+    pub tracking_max_receives: u32,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -122,6 +125,7 @@ impl Config {
             aliexpress_concurrency: parse("ALIEXPRESS_CONCURRENCY", 4usize)?.clamp(1, 64),
             poll_concurrency: parse("POLL_CONCURRENCY", 16usize)?.clamp(1, 256),
             poll_reserve: Duration::from_secs(parse("POLL_RESERVE_SECONDS", 30u64)?),
+            tracking_max_receives: parse("TRACKING_MAX_RECEIVES", 8u32)?.max(1),
         })
     }
 }

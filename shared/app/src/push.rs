@@ -23,7 +23,7 @@ use crate::queue::PushMessage;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use dropsync_domain::ops::{mark_push_failed, mark_pushed};
+use dropsync_domain::ops::{mark_push_failed, mark_push_gave_up, mark_pushed};
 use dropsync_domain::{Package, PushState, ShopDomain, ShopSettings};
 use dropsync_shopify::admin::{
     AdminError, ExistingFulfillment, FulfillmentRequest, FulfillmentState, MutationOutcome,
@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -492,6 +492,30 @@ impl<A: ShopifyAdmin> PushService<A> {
         Ok(PushOutcome::Flagged(reason.to_owned()))
     }
 
+    /// Records on the package that its push gave up (best effort: if the table is what fails,
+    /// the DLQ and its alarm still hold the message).
+    async fn record_gave_up(
+        &self,
+        msg: &PushMessage,
+        order_id: u64,
+        ae: u64,
+        why: &str,
+        attempts: u32,
+    ) {
+        let now = now_ms();
+        let tn = msg.tracking_number.as_str();
+        if let Err(e) = self
+            .store
+            .update_order(&msg.shop, order_id, |o| {
+                mark_push_gave_up(o, ae, tn, why, attempts, now)
+            })
+            .await
+        {
+            warn!(shop = %msg.shop, order_id, ae_order_id = ae, tracking = tn, error = %e,
+                "could not record the dead-lettered push on the order");
+        }
+    }
+
     async fn admin_error(&self, t: &Target<'_>, e: AdminError) -> Result<PushOutcome, PushError> {
         if e.is_retryable() {
             warn!(shop = %t.shop, order_id = t.order_id, tracking = t.tn, error = %e,
@@ -580,11 +604,20 @@ pub struct BatchMessage {
     pub body: String,
 }
 
+/// A queue message as delivered: how many times SQS has handed it out so far
+/// (`ApproximateReceiveCount`, 1 on the first delivery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub message: BatchMessage,
+    pub receive_count: u32,
+}
+
 struct Parsed {
     id: String,
     msg: PushMessage,
     order_id: u64,
     ae: u64,
+    receive_count: u32,
 }
 
 /// Runs a batch of push messages and returns the ids of the messages to retry (SQS batch-item
@@ -594,8 +627,31 @@ pub async fn push_batch<A: ShopifyAdmin + 'static>(
     svc: Arc<PushService<A>>,
     messages: Vec<BatchMessage>,
 ) -> Vec<String> {
+    let deliveries = messages
+        .into_iter()
+        .map(|message| Delivery {
+            message,
+            receive_count: 1,
+        })
+        .collect();
+    push_deliveries(svc, deliveries, None).await
+}
+
+/// [`push_batch`] knowing each message's delivery count. With `max_receives` (the queue's
+/// `maxReceiveCount`), a message that fails on its last delivery — the next stop is the
+/// dead-letter queue — has its failure recorded on the package first, so the merchant sees it
+/// (`GET /shops/{shop}/attention`) while the push stays due for a replay or the next run.
+pub async fn push_deliveries<A: ShopifyAdmin + 'static>(
+    svc: Arc<PushService<A>>,
+    deliveries: Vec<Delivery>,
+    max_receives: Option<u32>,
+) -> Vec<String> {
     let mut groups: BTreeMap<(String, u64), Vec<Parsed>> = BTreeMap::new();
-    for BatchMessage { id, body } in messages {
+    for Delivery {
+        message: BatchMessage { id, body },
+        receive_count,
+    } in deliveries
+    {
         match PushMessage::parse(&body) {
             Ok((msg, order_id, ae)) => groups
                 .entry((msg.shop.to_string(), order_id))
@@ -605,6 +661,7 @@ pub async fn push_batch<A: ShopifyAdmin + 'static>(
                     msg,
                     order_id,
                     ae,
+                    receive_count,
                 }),
             Err(e) => {
                 warn!(message_id = id.as_str(), error = %e, "malformed message acknowledged");
@@ -623,12 +680,23 @@ pub async fn push_batch<A: ShopifyAdmin + 'static>(
                 msg,
                 order_id,
                 ae,
+                receive_count,
             } in msgs
             {
                 match svc.handle(&msg, order_id, ae).await {
                     Ok(outcome) => {
                         info!(shop = %msg.shop, order_id, ae_order_id = ae,
                             tracking = msg.tracking_number.as_str(), ?outcome, "push handled");
+                    }
+                    Err(PushError::Retry(why))
+                        if max_receives.is_some_and(|max| receive_count >= max) =>
+                    {
+                        error!(shop = %msg.shop, order_id, ae_order_id = ae,
+                            tracking = msg.tracking_number.as_str(), why, receive_count,
+                            "push failed on its last delivery; the message goes to the dead-letter queue");
+                        svc.record_gave_up(&msg, order_id, ae, &why, receive_count)
+                            .await;
+                        failed.push(id);
                     }
                     Err(PushError::Retry(why)) => {
                         warn!(shop = %msg.shop, order_id, ae_order_id = ae,

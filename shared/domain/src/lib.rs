@@ -14,7 +14,7 @@ pub use aliexpress_map::{AeMapping, SupplierAttention, map_ae_order};
 pub use ids::{ShopDomain, gid, parse_shopify_id};
 pub use order::{
     Attention, FinancialStatus, HistoryEntry, ItemLink, LineItem, Order, Package, PackageItem,
-    PushState, ShopifyFacts, SupplierOrder, history_is_valid,
+    PushGaveUp, PushState, ShopifyFacts, SupplierOrder, history_is_valid,
 };
 pub use status::{OrderStatus, SupplierStatus, UserAction, is_automatic_transition};
 

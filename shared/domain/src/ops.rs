@@ -3,7 +3,7 @@
 //! durable with conditional writes.
 
 use crate::aliexpress_map::map_ae_order;
-use crate::order::{ItemLink, Order, Package, PackageItem, PushState, SupplierOrder};
+use crate::order::{ItemLink, Order, Package, PackageItem, PushGaveUp, PushState, SupplierOrder};
 use crate::status::{OrderStatus, SupplierStatus, UserAction, is_automatic_transition};
 use serde::{Deserialize, Serialize};
 
@@ -231,6 +231,7 @@ pub fn apply_ae_observation(
                     _ => PushState::Pending,
                 };
                 p.due_since_ms = now_ms;
+                p.gave_up = None;
                 changes.corrected_packages.push(line.mail_no.clone());
                 continue;
             }
@@ -242,6 +243,7 @@ pub fn apply_ae_observation(
                 previous_tracking: None,
                 found_at_ms: now_ms,
                 due_since_ms: now_ms,
+                gave_up: None,
             });
             changes.new_packages.push(line.mail_no.clone());
         }
@@ -379,6 +381,7 @@ pub fn mark_pushed(
         return false;
     }
     p.push = next;
+    p.gave_up = None;
     order.recompute_status(
         &format!("tracking {tracking_number} pushed to Shopify"),
         now_ms,
@@ -410,6 +413,36 @@ pub fn mark_push_failed(
         return false;
     }
     p.push = next;
+    p.gave_up = None;
+    true
+}
+
+/// Records that the pusher gave up on a package still due (its message is going to the
+/// dead-letter queue after `attempts` failed deliveries). The push stays due. Returns whether
+/// anything changed.
+pub fn mark_push_gave_up(
+    order: &mut Order,
+    ae_order_id: u64,
+    tracking_number: &str,
+    reason: &str,
+    attempts: u32,
+    now_ms: i64,
+) -> bool {
+    let Some(p) = order.supplier_order_mut(ae_order_id).and_then(|so| {
+        so.packages
+            .iter_mut()
+            .find(|p| p.tracking_number == tracking_number)
+    }) else {
+        return false;
+    };
+    if !p.push.is_due() {
+        return false;
+    }
+    p.gave_up = Some(PushGaveUp {
+        reason: reason.to_owned(),
+        attempts,
+        at_ms: now_ms,
+    });
     true
 }
 
@@ -474,6 +507,37 @@ mod tests {
                 items: vec![],
             }]),
         }
+    }
+
+    #[test]
+    fn a_dead_lettered_push_needs_attention_until_it_is_pushed_and_never_marks_a_done_package() {
+        let mut o = order();
+        apply_ae_observation(&mut o, 11, &shipped("T1"), 5_000);
+        assert!(
+            !mark_push_gave_up(&mut o, 11, "T9", "x", 8, 6_000),
+            "unknown package"
+        );
+        assert!(mark_push_gave_up(&mut o, 11, "T1", "Shopify 503", 8, 6_000));
+        assert!(matches!(
+            &o.attention()[..],
+            [crate::Attention::PushDeadLettered {
+                attempts: 8,
+                at_ms: 6_000,
+                ..
+            }]
+        ));
+        assert!(
+            o.supplier_order(11)
+                .and_then(|so| so.package("T1"))
+                .is_some_and(|p| p.push.is_due())
+        );
+        assert!(mark_pushed(&mut o, 11, "T1", None, 7_000));
+        assert!(o.attention().is_empty());
+        assert!(
+            !mark_push_gave_up(&mut o, 11, "T1", "late", 8, 8_000),
+            "already pushed"
+        );
+        assert!(o.attention().is_empty());
     }
 
     #[test]

@@ -160,6 +160,20 @@ pub struct Package {
     /// grace (the message may still be on its way), so a rerun queues nothing new.
     #[serde(default)]
     pub due_since_ms: i64,
+    /// Set when the pusher gave up retrying this package (its message went to the dead-letter
+    /// queue). The push stays due — a scheduled run or a replay of the DLQ sends it again — and
+    /// the merchant sees why meanwhile. Cleared when the push succeeds or is flagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gave_up: Option<PushGaveUp>,
+}
+
+/// The last failure of a push that exhausted its retries (see [`Package::gave_up`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushGaveUp {
+    pub reason: String,
+    /// Deliveries of the message that all failed.
+    pub attempts: u32,
+    pub at_ms: i64,
 }
 
 /// Which AliExpress item is which Shopify line item.
@@ -265,6 +279,14 @@ pub enum Attention {
     PushFailed {
         tracking_number: String,
         reason: String,
+    },
+    /// The pusher gave up retrying (Shopify unreachable or throttling for its whole retry
+    /// window): the message is in the dead-letter queue and the push is still due.
+    PushDeadLettered {
+        tracking_number: String,
+        reason: String,
+        attempts: u32,
+        at_ms: i64,
     },
     NeedsRefetch,
 }
@@ -506,6 +528,14 @@ impl Order {
                         reason: reason.clone(),
                     });
                 }
+                if let Some(g) = p.gave_up.as_ref().filter(|_| p.push.is_due()) {
+                    out.push(Attention::PushDeadLettered {
+                        tracking_number: p.tracking_number.clone(),
+                        reason: g.reason.clone(),
+                        attempts: g.attempts,
+                        at_ms: g.at_ms,
+                    });
+                }
             }
         }
         if !canceled_lines.is_empty() {
@@ -610,6 +640,7 @@ mod tests {
             previous_tracking: None,
             found_at_ms: 0,
             due_since_ms: 0,
+            gave_up: None,
         };
         o.supplier_orders[0].packages.push(pkg(
             1,

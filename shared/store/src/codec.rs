@@ -6,7 +6,10 @@
 //! versioned writes), the status with its version, and the index keys:
 //! - `gsi1pk`/`gsi1sk` (`OPEN#{shard}` / `{shop}#{order id}`): present while the order has open
 //!   supplier orders or a push still due — the sparse, sharded index the poller pages through;
-//! - `gsi2pk`/`gsi2sk` (`{shop}#{status}` / `{created ms}#{order id}`): the merchant's tabs.
+//! - `gsi2pk`/`gsi2sk` (`{shop}#{status}` / `{created ms}#{order id}`): the merchant's tabs;
+//! - `gsi3pk`/`gsi3sk` (`ATTN#{shop}` / `{created ms}#{order id}`): present while the order has
+//!   something for the merchant to look at (a flagged or dead-lettered push, a supplier-side
+//!   problem, a cancel to make by hand) — the sparse index behind `GET /shops/{shop}/attention`.
 //!
 //! History: each automatic status entry is its own attribute `h_{status}`, written with
 //! `if_not_exists` (so the webhook's single write can record it without knowing whether the
@@ -60,6 +63,10 @@ pub fn tab_pk(shop: &ShopDomain, status: OrderStatus) -> String {
 
 pub fn tab_sk(created_at_ms: i64, id: u64) -> String {
     format!("{:015}#{id:020}", created_at_ms.max(0))
+}
+
+pub fn attention_pk(shop: &ShopDomain) -> String {
+    format!("ATTN#{shop}")
 }
 
 pub fn history_attr(status: OrderStatus) -> String {
@@ -157,6 +164,13 @@ pub(crate) fn encode_order(order: &Order, version: u64) -> Result<Item, StoreErr
     if order.has_open_supplier_orders() || !order.due_pushes().is_empty() {
         item.insert("gsi1pk".into(), s(open_pk(shard_of(&order.shop, order.id))));
         item.insert("gsi1sk".into(), s(open_sk(&order.shop, order.id)));
+    }
+    if !order.attention().is_empty() {
+        item.insert("gsi3pk".into(), s(attention_pk(&order.shop)));
+        item.insert(
+            "gsi3sk".into(),
+            s(tab_sk(order.shopify.created_at_ms, order.id)),
+        );
     }
     // The current segment (since the last merchant action) lives in h_* attributes.
     let split = order

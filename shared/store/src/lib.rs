@@ -18,8 +18,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure, Select};
 use codec::{
-    Item, ORDER_SK, decode_order, encode_order, history_attr, history_value, n, open_pk,
-    order_pk as pk_of, s, shopify_attrs, tab_pk, tab_sk,
+    Item, ORDER_SK, attention_pk, decode_order, encode_order, history_attr, history_value, n,
+    open_pk, order_pk as pk_of, s, shopify_attrs, tab_pk, tab_sk,
 };
 use dropsync_domain::{Order, OrderStatus, ShopDomain, ShopifyFacts, UserAction};
 use std::collections::HashMap;
@@ -189,8 +189,12 @@ impl Store {
             in_list.join(", ")
         );
         let mut update = format!("SET {}", sets.join(", "));
+        // This write only lands on an order without supplier orders, and clears needs_refetch:
+        // nothing is left for the merchant's attention list.
         if status == OrderStatus::Canceled {
-            update.push_str(" REMOVE gsi1pk, gsi1sk");
+            update.push_str(" REMOVE gsi1pk, gsi1sk, gsi3pk, gsi3sk");
+        } else {
+            update.push_str(" REMOVE gsi3pk, gsi3sk");
         }
         let res = self
             .client
@@ -442,6 +446,47 @@ impl Store {
         })
     }
 
+    /// Orders with something for the merchant to look at (see [`Order::attention`]), newest
+    /// first. An index entry whose order no longer needs attention (it changed between the index
+    /// write and this read) is left out.
+    pub async fn list_attention(
+        &self,
+        shop: &ShopDomain,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> Result<Page<StoredOrder>, StoreError> {
+        let start = cursor.map(decode_cursor).transpose()?;
+        if let Some(start) = &start
+            && !is_index_key(start, "gsi3pk", "gsi3sk", &attention_pk(shop), shop)
+        {
+            return Err(StoreError::InvalidCursor);
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi3")
+            .key_condition_expression("gsi3pk = :p")
+            .expression_attribute_values(":p", s(attention_pk(shop)))
+            .scan_index_forward(false)
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(error::sdk)?;
+        let mut items = Vec::new();
+        for item in out.items() {
+            let (order, version) = decode_order(item)?;
+            if !order.attention().is_empty() {
+                items.push(StoredOrder { order, version });
+            }
+        }
+        Ok(Page {
+            items,
+            next: out.last_evaluated_key().map(encode_cursor).transpose()?,
+        })
+    }
+
     /// How many orders each tab holds.
     pub async fn count_by_status(
         &self,
@@ -573,7 +618,9 @@ fn decode_cursor(raw: &str) -> Result<Item, StoreError> {
         .ok_or_else(bad)?;
     let m: std::collections::BTreeMap<String, String> =
         serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    const ALLOWED: &[&str] = &["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"];
+    const ALLOWED: &[&str] = &[
+        "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk",
+    ];
     if m.keys().any(|k| !ALLOWED.contains(&k.as_str())) {
         return Err(bad());
     }
@@ -583,12 +630,24 @@ fn decode_cursor(raw: &str) -> Result<Item, StoreError> {
 /// Whether `key` is exactly the index key of an order item in `shop`'s `status` tab: `gsi2pk`
 /// the tab, `gsi2sk` `{created ms}#{20-digit id}`, and the table key of that very order.
 fn is_tab_key(key: &Item, shop: &ShopDomain, status: OrderStatus) -> bool {
+    is_index_key(key, "gsi2pk", "gsi2sk", &tab_pk(shop, status), shop)
+}
+
+/// Whether `key` is exactly the key of an order item of `shop` in an index whose hash key is
+/// `want_pk` and whose range key is `{created ms}#{20-digit id}`.
+fn is_index_key(
+    key: &Item,
+    pk_name: &str,
+    sk_name: &str,
+    want_pk: &str,
+    shop: &ShopDomain,
+) -> bool {
     let get = |k: &str| match key.get(k) {
         Some(AttributeValue::S(v)) => Some(v.as_str()),
         _ => None,
     };
     let (Some(pk), Some(sk), Some(gsi2pk), Some(gsi2sk)) =
-        (get("pk"), get("sk"), get("gsi2pk"), get("gsi2sk"))
+        (get("pk"), get("sk"), get(pk_name), get(sk_name))
     else {
         return false;
     };
@@ -604,7 +663,7 @@ fn is_tab_key(key: &Item, shop: &ShopDomain, status: OrderStatus) -> bool {
         && digits(created)
         && id.len() == 20
         && digits(id)
-        && gsi2pk == tab_pk(shop, status)
+        && gsi2pk == want_pk
         && sk == ORDER_SK
         && pk == pk_of(shop, id_num)
 }
