@@ -517,6 +517,67 @@ async fn a_manual_sync_of_one_order_answers_with_the_new_state_and_queues_the_pu
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     assert!(bodies[0].contains(&mail_no));
 
+    // Shopify refuses the push (say, the order is on hold): it is flagged. Once the merchant has
+    // fixed it, a manual sync of the order is the "try again": the push is due and queued again.
+    let ae_id: u64 = ae.parse().unwrap();
+    fx.store
+        .update_order(&fx.a, 31, |o| {
+            dropsync_domain::ops::mark_push_failed(
+                o,
+                ae_id,
+                &mail_no,
+                "fulfillment order is ON_HOLD",
+            )
+        })
+        .await
+        .unwrap();
+    let (_, listed) = fx
+        .call(
+            "GET",
+            &format!("/shops/{}/attention", fx.a),
+            Some(ADMIN),
+            b"",
+        )
+        .await;
+    assert_eq!(
+        listed["orders"][0]["attention"][0]["code"], "push_failed",
+        "{listed}"
+    );
+    let (status, o) = fx
+        .call(
+            "POST",
+            &format!("/shops/{}/orders/31/sync", fx.a),
+            Some(ADMIN),
+            b"",
+        )
+        .await;
+    assert_eq!(status, 200, "{o}");
+    assert_eq!(
+        o["supplier_orders"][0]["packages"][0]["push_state"],
+        "pending"
+    );
+    assert_eq!(o["attention"], json!([]));
+    let msgs = fx
+        .sqs
+        .receive_message()
+        .queue_url(&fx.queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let bodies: Vec<&str> = msgs.messages().iter().filter_map(|m| m.body()).collect();
+    assert_eq!(bodies.len(), 1, "the retried push is queued: {bodies:?}");
+    assert!(bodies[0].contains(&mail_no));
+    let (_, listed) = fx
+        .call(
+            "GET",
+            &format!("/shops/{}/attention", fx.a),
+            Some(ADMIN),
+            b"",
+        )
+        .await;
+    assert_eq!(listed["orders"], json!([]));
+
     let (status, report) = fx
         .call("POST", &format!("/shops/{}/sync", fx.a), Some(ADMIN), b"")
         .await;

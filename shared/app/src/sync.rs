@@ -10,8 +10,10 @@
 use crate::now_ms;
 use crate::queue::{PushMessage, TrackingQueue};
 use dropsync_aliexpress::{AeError, AliExpressApi};
-use dropsync_domain::ops::{AeObservation, SyncChanges, apply_ae_observation, claim_stale_pushes};
-use dropsync_domain::{ShopDomain, SupplierStatus, map_ae_order};
+use dropsync_domain::ops::{
+    AeObservation, SyncChanges, apply_ae_observation, claim_stale_pushes, retry_pushes,
+};
+use dropsync_domain::{PushState, ShopDomain, SupplierStatus, map_ae_order};
 use dropsync_store::{Page, ShopRecord, Store, StoreError, StoredOrder};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -527,13 +529,60 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
         order_id: u64,
     ) -> Result<(StoredOrder, PollReport), SyncError> {
         let counters = Counters::default();
-        let out = self.sync_order_counted(shop, order_id, &counters).await?;
+        let mut out = self.sync_order_counted(shop, order_id, &counters).await?;
         bump(&counters.orders, 1);
+        let retried = self.retry_pushes(shop, &mut out.stored).await?;
+        bump(&counters.pushes_queued, retried);
         match out.error {
             // A manual sync of one order reports an AliExpress it could not reach at all.
             Some(e @ SyncError::Ae(AeError::InvalidToken)) => Err(e),
             _ => Ok((out.stored, counters.report(None, None))),
         }
+    }
+
+    /// The merchant's "try again" on one order: pushes Shopify refused or that went to the
+    /// dead-letter queue are made due and sent now (see [`retry_pushes`]).
+    async fn retry_pushes(
+        &self,
+        shop: &ShopDomain,
+        current: &mut StoredOrder,
+    ) -> Result<u64, SyncError> {
+        let order_id = current.order.id;
+        let needs = current.order.supplier_orders.iter().any(|so| {
+            so.packages.iter().any(|p| {
+                matches!(p.push, PushState::Failed { .. })
+                    || (p.push.is_due() && p.gave_up.is_some())
+            })
+        });
+        if !needs {
+            return Ok(0);
+        }
+        let now = now_ms();
+        let mut retried = Vec::new();
+        if let Some(stored) = self
+            .store
+            .update_order(shop, order_id, |o| {
+                retried = retry_pushes(o, now);
+                !retried.is_empty()
+            })
+            .await?
+        {
+            *current = stored;
+        }
+        if retried.is_empty() {
+            return Ok(0);
+        }
+        let msgs: Vec<PushMessage> = retried
+            .iter()
+            .map(|(ae, t)| PushMessage::new(shop, order_id, *ae, t))
+            .collect();
+        info!(shop = %shop, order_id, pushes = msgs.len(), "merchant retry: pushes sent again");
+        // A send that fails leaves them due: the next run's stale-push sweep re-sends them.
+        if let Err(e) = self.queue.send(&msgs).await {
+            warn!(shop = %shop, order_id, error = %e, "could not queue the retried pushes; the next run re-sends them");
+            return Ok(0);
+        }
+        Ok(u64::try_from(msgs.len()).unwrap_or(u64::MAX))
     }
 
     async fn sync_order_counted(

@@ -464,6 +464,27 @@ pub fn claim_stale_pushes(order: &mut Order, now_ms: i64, grace_ms: i64) -> Vec<
     claimed
 }
 
+/// A merchant's "try again" (a manual sync of the order): pushes Shopify refused are due again,
+/// and pushes that went to the dead-letter queue are re-sent now instead of at the next run.
+/// Returns them as `(AliExpress order id, tracking number)` for the caller to send after writing.
+pub fn retry_pushes(order: &mut Order, now_ms: i64) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    for so in &mut order.supplier_orders {
+        for p in &mut so.packages {
+            let refused = matches!(p.push, PushState::Failed { .. });
+            if refused || (p.push.is_due() && p.gave_up.is_some()) {
+                if refused {
+                    p.push = PushState::Pending;
+                }
+                p.gave_up = None;
+                p.due_since_ms = now_ms;
+                out.push((so.ae_order_id, p.tracking_number.clone()));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,6 +559,46 @@ mod tests {
             "already pushed"
         );
         assert!(o.attention().is_empty());
+    }
+
+    #[test]
+    fn a_merchant_retry_makes_refused_and_dead_lettered_pushes_due_now_and_leaves_the_rest() {
+        let mut o = order();
+        let mut obs = shipped("T1");
+        if let Some(t) = obs.tracking.as_mut() {
+            t.push(AeTrackingLine {
+                mail_no: "T2".into(),
+                carrier_name: None,
+                items: vec![],
+            });
+            t.push(AeTrackingLine {
+                mail_no: "T3".into(),
+                carrier_name: None,
+                items: vec![],
+            });
+        }
+        apply_ae_observation(&mut o, 11, &obs, 5_000);
+        assert!(mark_push_failed(&mut o, 11, "T1", "ON_HOLD"));
+        assert!(mark_push_gave_up(&mut o, 11, "T2", "503", 8, 6_000));
+        assert_eq!(
+            retry_pushes(&mut o, 9_000),
+            vec![(11, "T1".to_owned()), (11, "T2".to_owned())]
+        );
+        assert!(o.attention().is_empty());
+        let so = o.supplier_order(11).unwrap();
+        for tn in ["T1", "T2"] {
+            let p = so.package(tn).unwrap();
+            assert_eq!(
+                (&p.push, p.due_since_ms),
+                (&PushState::Pending, 9_000),
+                "{tn}"
+            );
+        }
+        assert_eq!(so.package("T3").unwrap().due_since_ms, 5_000, "untouched");
+        assert!(
+            retry_pushes(&mut o, 10_000).is_empty(),
+            "nothing left to retry"
+        );
     }
 
     #[test]
