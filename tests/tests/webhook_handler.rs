@@ -1184,3 +1184,52 @@ async fn orders_create_and_orders_paid_cost_one_dynamodb_request_each() {
         println!("DynamoDB requests per webhook — {f}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Size: DynamoDB refuses items over 400 KB
+
+#[tokio::test]
+async fn a_huge_order_is_stored_compactly_and_one_too_big_to_store_is_413_with_nothing_written() {
+    let store = fresh_store().await;
+    let svc = service(store.clone());
+    let long_title = "長".repeat(1_000);
+    let long_sku = "S".repeat(300);
+    let with_lines = |id: u64, n: u64| {
+        let lines: Vec<(u64, u32)> = (0..n).map(|i| (LINE_A + i * 2, 1)).collect();
+        let mut o = order(id, 0, "paid", &lines);
+        for li in o["line_items"].as_array_mut().unwrap() {
+            li["title"] = json!(long_title);
+            li["sku"] = json!(long_sku);
+        }
+        o
+    };
+
+    // A few lines: every text clipped to Shopify's 255 characters, titles kept.
+    let body = shopify_bytes(&with_lines(ORDER, 3));
+    assert_eq!(deliver_signed(&svc, "orders/create", &body).await, ok());
+    let s = stored(&store, ORDER).await;
+    for li in &s.order.shopify.line_items {
+        assert_eq!(li.title.as_deref().map(|t| t.chars().count()), Some(255));
+        assert_eq!(li.sku.as_deref().map(str::len), Some(255));
+    }
+
+    // 400 lines with long titles would pass 400 KB: stored without the titles (display only).
+    let body = shopify_bytes(&with_lines(ORDER + 1, 400));
+    assert_eq!(deliver_signed(&svc, "orders/create", &body).await, ok());
+    let s = stored(&store, ORDER + 1).await;
+    assert_eq!(s.order.shopify.line_items.len(), 400);
+    assert!(s.order.shopify.line_items.iter().all(|l| l.title.is_none()));
+    assert_eq!(s.order.status, OrderStatus::AwaitingOrder);
+
+    // Thousands of lines cannot fit at all: a clear 413, and nothing written.
+    let body = shopify_bytes(&with_lines(ORDER + 2, 3_000));
+    let (status, answer) = deliver_signed(&svc, "orders/create", &body).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(
+        store
+            .get_order(&shop_domain(SHOP), ORDER + 2)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -53,6 +53,10 @@ impl WebhookError {
 
 impl From<StoreError> for WebhookError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::TooLarge(bytes) = e {
+            warn!(bytes, "order too large to store; refused");
+            return WebhookError::TooLarge;
+        }
         if e.is_retryable() {
             warn!(error = %e, "store unavailable");
             WebhookError::Unavailable

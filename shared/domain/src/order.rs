@@ -108,6 +108,43 @@ pub struct ShopifyFacts {
     pub fulfillment_tracking: Vec<String>,
 }
 
+/// Longest text kept from Shopify (titles, SKUs, the order name, tracking numbers): Shopify's
+/// own limit for these fields is 255 characters, so anything longer is not worth storing.
+pub const MAX_TEXT_CHARS: usize = 255;
+
+fn clip(s: &mut String) {
+    if let Some((at, _)) = s.char_indices().nth(MAX_TEXT_CHARS) {
+        s.truncate(at);
+    }
+}
+
+impl ShopifyFacts {
+    /// Clips every text to [`MAX_TEXT_CHARS`] so a hostile or odd payload cannot blow up the
+    /// stored item (DynamoDB refuses items over 400 KB).
+    pub fn clip_texts(&mut self) {
+        clip(&mut self.name);
+        for li in &mut self.line_items {
+            if let Some(t) = li.title.as_mut() {
+                clip(t);
+            }
+            if let Some(t) = li.sku.as_mut() {
+                clip(t);
+            }
+        }
+        for t in &mut self.fulfillment_tracking {
+            clip(t);
+        }
+    }
+
+    /// Drops the line-item titles (display only; the sync never reads them): the last resort
+    /// for an order too big to store with them.
+    pub fn drop_titles(&mut self) {
+        for li in &mut self.line_items {
+            li.title = None;
+        }
+    }
+}
+
 /// One line of a package: a Shopify line item and how many of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackageItem {

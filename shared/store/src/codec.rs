@@ -108,6 +108,45 @@ pub(crate) fn history_value(
     })
 }
 
+/// Bytes of an order item its Shopify facts may take: DynamoDB refuses items over 400 KB, and the
+/// rest of the item (supplier orders, history, keys) needs room too.
+pub const FACTS_BUDGET: usize = 300 * 1024;
+
+/// Makes Shopify facts fit in an item: texts clipped, and for an order still too big its titles
+/// dropped; `TooLarge` when even that is not enough (thousands of line items).
+pub(crate) fn fit_facts(mut facts: ShopifyFacts) -> Result<ShopifyFacts, StoreError> {
+    facts.clip_texts();
+    // JSON escapes at most sextuple a text (`\u00XX`); only an order that might be too big is
+    // measured exactly, so the usual webhook pays nothing for this.
+    let bound: usize = facts
+        .line_items
+        .iter()
+        .map(|l| {
+            200 + 6
+                * (l.sku.as_ref().map_or(0, String::len) + l.title.as_ref().map_or(0, String::len))
+        })
+        .chain(facts.fulfillment_tracking.iter().map(|t| 3 + 6 * t.len()))
+        .sum();
+    if bound <= FACTS_BUDGET {
+        return Ok(facts);
+    }
+    let size = |f: &ShopifyFacts| -> Result<usize, StoreError> {
+        let lines = serde_json::to_vec(&f.line_items)
+            .map_err(|e| StoreError::Other(format!("encode: {e}")))?;
+        let tracking = serde_json::to_vec(&f.fulfillment_tracking)
+            .map_err(|e| StoreError::Other(format!("encode: {e}")))?;
+        Ok(lines.len() + tracking.len())
+    };
+    if size(&facts)? > FACTS_BUDGET {
+        facts.drop_titles();
+        let n = size(&facts)?;
+        if n > FACTS_BUDGET {
+            return Err(StoreError::TooLarge(n));
+        }
+    }
+    Ok(facts)
+}
+
 /// The Shopify-owned attributes, as the webhook's `UpdateItem` sets them.
 pub(crate) fn shopify_attrs(
     facts: &ShopifyFacts,

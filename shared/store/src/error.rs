@@ -22,6 +22,9 @@ pub enum StoreError {
     /// An item that cannot be decoded (written by something else, or corrupted).
     #[error("corrupt item: {0}")]
     Corrupt(String),
+    /// The item would exceed what DynamoDB stores (400 KB) even at its most compact.
+    #[error("the order is too large to store ({0} bytes of line items)")]
+    TooLarge(usize),
     #[error("store error: {0}")]
     Other(String),
 }

@@ -18,8 +18,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure, Select};
 use codec::{
-    Item, ORDER_SK, attention_pk, decode_order, encode_order, history_attr, history_value, n,
-    open_pk, order_pk as pk_of, s, shopify_attrs, tab_pk, tab_sk,
+    Item, ORDER_SK, attention_pk, decode_order, encode_order, fit_facts, history_attr,
+    history_value, n, open_pk, order_pk as pk_of, s, shopify_attrs, tab_pk, tab_sk,
 };
 use dropsync_domain::{Order, OrderStatus, ShopDomain, ShopifyFacts, UserAction};
 use std::collections::HashMap;
@@ -136,6 +136,7 @@ impl Store {
         cause: &str,
         now_ms: i64,
     ) -> Result<ShopifyApplied, StoreError> {
+        let facts = fit_facts(facts)?;
         let fresh = Order::from_shopify(shop.clone(), id, facts.clone(), cause, now_ms);
         let status = fresh.status;
         let mut values: Item = HashMap::new();
