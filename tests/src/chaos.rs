@@ -1197,6 +1197,7 @@ async fn check(ctx: &Arc<Ctx>, plans: &Arc<Vec<Plan>>) -> ChaosReport {
         report.packages_expected += packages;
         report.emails += emails;
     }
+    violations.extend(check_attention_lists(ctx, plans).await);
     violations.sort();
     for p in plans.iter() {
         *report
@@ -1253,6 +1254,60 @@ async fn check(ctx: &Arc<Ctx>, plans: &Arc<Vec<Plan>>) -> ChaosReport {
     );
     report.violations = violations;
     report
+}
+
+/// The merchant's attention list (`GET /shops/{shop}/attention`, paged) names exactly the orders
+/// whose stored state needs the merchant: none missing (the sparse index kept up through every
+/// race and fault), none another shop's, none listed twice.
+async fn check_attention_lists(ctx: &Ctx, plans: &[Plan]) -> Vec<String> {
+    let mut v = Vec::new();
+    for (s, shop) in ctx.shops.iter().enumerate() {
+        let mut listed = std::collections::BTreeSet::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = format!("{}/shops/{shop}/attention?limit=100", ctx.base);
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let res = ctx
+                .http
+                .get(url)
+                .header("Authorization", &ctx.auth)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "attention list of {shop}");
+            let page: Value = res.json().await.unwrap();
+            for o in page["orders"].as_array().into_iter().flatten() {
+                if o["shop"] != json!(shop) {
+                    v.push(format!("attention list of {shop} shows {}", o["shop"]));
+                }
+                let id: u64 = o["id"].as_str().and_then(|i| i.parse().ok()).unwrap_or(0);
+                if !listed.insert(id) {
+                    v.push(format!("attention list of {shop} names order {id} twice"));
+                }
+            }
+            cursor = page["next_cursor"].as_str().map(str::to_owned);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        let domain = ShopDomain::parse(shop).unwrap();
+        for p in plans.iter().filter(|p| p.shop == s) {
+            let Some(stored) = ctx.store.get_order(&domain, p.id).await.unwrap() else {
+                continue;
+            };
+            let needs = !stored.order.attention().is_empty();
+            if needs != listed.contains(&p.id) {
+                v.push(format!(
+                    "order {} of shop {s}: needs attention {needs} but listed {}",
+                    p.id,
+                    listed.contains(&p.id)
+                ));
+            }
+        }
+    }
+    v
 }
 
 /// The checks of one order; returns its violations, the number of packages it ships and the
