@@ -585,6 +585,59 @@ async fn the_same_updated_at_under_a_new_webhook_id_changes_nothing() {
 }
 
 #[tokio::test]
+async fn orders_paid_in_the_same_second_as_orders_create_still_counts_in_either_order() {
+    // Shopify's updated_at has whole seconds: neither event is newer, so they are joined on what
+    // only moves forward (payment, cancellation, fulfilment), never dropped as stale.
+    let store = fresh_store().await;
+    let svc = service(store.clone());
+    let create = shopify_bytes(&order(ORDER, 10, "pending", &[(LINE_A, 1)]));
+    let paid = shopify_bytes(&order(ORDER, 10, "paid", &[(LINE_A, 1)]));
+    assert_eq!(deliver_signed(&svc, "orders/create", &create).await, ok());
+    assert_eq!(deliver_signed(&svc, "orders/paid", &paid).await, ok());
+    let a = stored(&store, ORDER).await;
+    assert_eq!(a.order.status, OrderStatus::AwaitingOrder);
+    assert_eq!(a.order.shopify.financial_status, FinancialStatus::Paid);
+
+    assert_eq!(
+        deliver_signed(
+            &svc,
+            "orders/paid",
+            &shopify_bytes(&order(ORDER + 1, 10, "paid", &[(LINE_A, 1)]))
+        )
+        .await,
+        ok()
+    );
+    assert_eq!(
+        deliver_signed(
+            &svc,
+            "orders/create",
+            &shopify_bytes(&order(ORDER + 1, 10, "pending", &[(LINE_A, 1)]))
+        )
+        .await,
+        ok()
+    );
+    let b = stored(&store, ORDER + 1).await;
+    assert_eq!(b.order.status, OrderStatus::AwaitingOrder);
+    assert_eq!(
+        b.version, 1,
+        "the late create moved nothing forward: no write"
+    );
+
+    // A same-second cancel joins too, and a duplicate of either writes nothing.
+    let mut cancel = order(ORDER, 10, "paid", &[(LINE_A, 1)]);
+    cancel["cancelled_at"] = json!("2026-01-01T00:00:10Z");
+    assert_eq!(
+        deliver_signed(&svc, "orders/cancelled", &shopify_bytes(&cancel)).await,
+        ok()
+    );
+    let c = stored(&store, ORDER).await;
+    assert_eq!(c.order.status, OrderStatus::Canceled);
+    assert_eq!(deliver_signed(&svc, "orders/paid", &paid).await, ok());
+    assert_eq!(deliver_signed(&svc, "orders/create", &create).await, ok());
+    assert_eq!(stored(&store, ORDER).await, c);
+}
+
+#[tokio::test]
 async fn a_stale_retry_does_not_undo_a_newer_update() {
     let store = fresh_store().await;
     let svc = service(store.clone());

@@ -55,6 +55,20 @@ impl FinancialStatus {
         matches!(self, Self::Paid | Self::PartiallyRefunded)
     }
 
+    /// How far along the payment's life this is: a later stage never goes back to an earlier
+    /// one. `None` for a value Shopify may add later (not ranked, never preferred).
+    pub fn stage(&self) -> Option<u8> {
+        match self {
+            Self::Pending => Some(0),
+            Self::Authorized => Some(1),
+            Self::PartiallyPaid => Some(2),
+            Self::Paid => Some(3),
+            Self::PartiallyRefunded => Some(4),
+            Self::Refunded | Self::Voided | Self::Expired => Some(5),
+            Self::Other(_) => None,
+        }
+    }
+
     /// The money went back or never came: the order is canceled.
     pub fn is_void(&self) -> bool {
         matches!(self, Self::Refunded | Self::Voided | Self::Expired)
@@ -134,6 +148,42 @@ impl ShopifyFacts {
         for t in &mut self.fulfillment_tracking {
             clip(t);
         }
+    }
+
+    /// Two events with the same `updated_at` (Shopify's timestamps have whole seconds, so an
+    /// `orders/paid` can share its second with the `orders/create` before it): neither is newer,
+    /// so they are joined on what only moves forward — payment stage, cancellation, fulfilled
+    /// quantities and tracking numbers — whatever order they arrive in. Returns whether `self`
+    /// changed.
+    pub fn join_same_instant(&mut self, other: &ShopifyFacts) -> bool {
+        let before = self.clone();
+        if let (Some(a), Some(b)) = (
+            self.financial_status.stage(),
+            other.financial_status.stage(),
+        ) && b > a
+        {
+            self.financial_status = other.financial_status.clone();
+        }
+        self.cancelled |= other.cancelled;
+        let rank = |f: &Option<String>| match f.as_deref() {
+            None => 0,
+            Some("partial") => 1,
+            Some(_) => 2,
+        };
+        if rank(&other.fulfillment_status) > rank(&self.fulfillment_status) {
+            self.fulfillment_status = other.fulfillment_status.clone();
+        }
+        for li in &mut self.line_items {
+            if let Some(o) = other.line_items.iter().find(|o| o.id == li.id) {
+                li.fulfilled_quantity = li.fulfilled_quantity.max(o.fulfilled_quantity);
+            }
+        }
+        for t in &other.fulfillment_tracking {
+            if !self.fulfillment_tracking.contains(t) {
+                self.fulfillment_tracking.push(t.clone());
+            }
+        }
+        *self != before
     }
 
     /// Drops the line-item titles (display only; the sync never reads them): the last resort
@@ -357,10 +407,14 @@ impl Order {
         order
     }
 
-    /// Replaces the Shopify facts when the event is newer than what is stored. Returns whether
-    /// anything was applied.
+    /// Replaces the Shopify facts when the event is newer than what is stored, or joins them when
+    /// it is from the same second ([`ShopifyFacts::join_same_instant`]). Returns whether anything
+    /// was applied.
     pub fn apply_shopify(&mut self, facts: ShopifyFacts) -> bool {
-        if facts.updated_at_ms <= self.shopify.updated_at_ms {
+        if facts.updated_at_ms == self.shopify.updated_at_ms {
+            return self.shopify.join_same_instant(&facts);
+        }
+        if facts.updated_at_ms < self.shopify.updated_at_ms {
             return false;
         }
         self.shopify = facts;
@@ -652,6 +706,51 @@ mod tests {
         let stale = facts("pending", &[(1, 1)]);
         assert!(!o.apply_shopify(stale));
         assert_eq!(o.shopify.financial_status, FinancialStatus::Paid);
+    }
+
+    #[test]
+    fn same_second_events_join_to_the_same_facts_in_any_order() {
+        let variants = || {
+            let mut paid = facts("paid", &[(1, 2)]);
+            paid.line_items[0].fulfilled_quantity = 1;
+            paid.fulfillment_tracking = vec!["T1".into()];
+            let mut cancelled = facts("authorized", &[(1, 2)]);
+            cancelled.cancelled = true;
+            cancelled.fulfillment_tracking = vec!["T2".into()];
+            vec![facts("pending", &[(1, 2)]), paid, cancelled]
+        };
+        let orders = [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ];
+        let joined: Vec<ShopifyFacts> = orders
+            .iter()
+            .map(|perm| {
+                let v = variants();
+                let mut acc = v[perm[0]].clone();
+                for &i in &perm[1..] {
+                    acc.join_same_instant(&v[i]);
+                }
+                acc
+            })
+            .collect();
+        for j in &joined {
+            assert_eq!(j.financial_status, FinancialStatus::Paid);
+            assert!(j.cancelled);
+            assert_eq!(j.line_items[0].fulfilled_quantity, 1);
+            let mut t = j.fulfillment_tracking.clone();
+            t.sort();
+            assert_eq!(t, ["T1", "T2"]);
+        }
+        let mut again = joined[0].clone();
+        assert!(
+            !again.join_same_instant(&joined[0]),
+            "joining is idempotent"
+        );
     }
 
     #[test]

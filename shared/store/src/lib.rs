@@ -234,7 +234,14 @@ impl Store {
                     return Err(StoreError::Other("condition failed with no item".into()));
                 };
                 let (stored, _) = decode_order(&old)?;
-                if stored.shopify.updated_at_ms >= facts.updated_at_ms {
+                if stored.shopify.updated_at_ms > facts.updated_at_ms {
+                    return Ok(ShopifyApplied::Stale);
+                }
+                // Same second: only worth a write if joining it moves something forward (a
+                // duplicate delivery does not).
+                if stored.shopify.updated_at_ms == facts.updated_at_ms
+                    && !stored.shopify.clone().join_same_instant(&facts)
+                {
                     return Ok(ShopifyApplied::Stale);
                 }
                 self.merge_shopify(shop, id, facts, cause, now_ms).await
