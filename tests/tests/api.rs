@@ -583,6 +583,19 @@ async fn a_manual_sync_of_one_order_answers_with_the_new_state_and_queues_the_pu
         .await;
     assert_eq!(status, 200);
     assert_eq!(report["orders"], 1);
+    assert_eq!(report["complete"], true, "{report}");
+    assert_eq!(report["next_cursor"], Value::Null);
+    for bad in ["zz", "99", "3-zz", "-1", "1-", "0-0"] {
+        let (status, body) = fx
+            .call(
+                "POST",
+                &format!("/shops/{}/sync?cursor={bad}", fx.a),
+                Some(ADMIN),
+                b"",
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
     let stored = fx.store.get_order(&fx.a, 31).await.unwrap().unwrap();
     assert_eq!(stored.order.status, OrderStatus::AwaitingFulfillment);
 }

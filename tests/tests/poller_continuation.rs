@@ -146,6 +146,73 @@ async fn a_poll_stopped_by_its_deadline_again_and_again_syncs_every_order_exactl
     eprintln!("{invocations} invocations");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_shop_sync_cut_by_its_deadline_resumes_from_its_cursor_and_syncs_that_shop_once() {
+    let seeded = seed().await;
+    let counting = Arc::new(Counting::new(seeded.app.client(|_| {})));
+    let (queue, _) = fresh_queue().await;
+    let svc = service(&seeded.store, counting.clone(), Arc::new(queue));
+    let target = shop("cont-a");
+    let mine: Vec<u64> = seeded
+        .orders
+        .iter()
+        .filter(|(s, ..)| *s == target)
+        .map(|(_, _, ae, _)| *ae)
+        .collect();
+    assert!(mine.len() >= 90, "{}", mine.len());
+
+    let mut cursor: Option<PollCursor> = None;
+    let (mut calls, mut orders) = (0, 0);
+    loop {
+        calls += 1;
+        assert!(calls < 100, "the shop sync makes no progress");
+        // An already-passed deadline: each call still gets through one page.
+        let r = svc
+            .sync_shop(&target, cursor.clone(), Instant::now())
+            .await
+            .unwrap();
+        orders += r.orders;
+        match r.continue_from {
+            Some(next) => {
+                assert_eq!(next.shop.as_ref(), Some(&target));
+                cursor = Some(next);
+            }
+            None => break,
+        }
+    }
+    assert!(calls >= 3, "only {calls} calls: not a test of resuming");
+    assert_eq!(orders, mine.len() as u64);
+    let gets = counting.gets();
+    for ae in &mine {
+        assert_eq!(gets.get(ae), Some(&1), "order.get of {ae}");
+    }
+    assert_eq!(gets.len(), mine.len(), "another shop's order was synced");
+
+    // Shop A's cursor on shop B's sync is refused, not handed to DynamoDB.
+    let shard = shard_of(
+        &target,
+        seeded.orders.iter().find(|o| o.0 == target).unwrap().1,
+    );
+    let page = seeded
+        .store
+        .open_orders_page_for_shop(shard, &target, None, 1)
+        .await
+        .unwrap()
+        .next
+        .expect("more than one order of shop A in its shard");
+    let crafted = PollCursor {
+        shard,
+        page: Some(page),
+        run: None,
+        shop: None,
+    };
+    let err = svc
+        .sync_shop(&shop("cont-b"), Some(crafted), Instant::now())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid cursor"), "{err}");
+}
+
 /// The poller's continuation, as `main.rs` wires it: the cursor as the message body.
 struct QueueContinuation {
     sqs: aws_sdk_sqs::Client,

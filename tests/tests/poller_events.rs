@@ -50,7 +50,8 @@ fn an_empty_event_or_a_bare_cursor_is_a_manual_run() {
         vec![Trigger::Continue(PollCursor {
             shard: 3,
             page: None,
-            run: None
+            run: None,
+            shop: None
         })]
     );
 }

@@ -268,6 +268,39 @@ fn body_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
+/// How long one manual shop sync may run: API Gateway gives up on an HTTP API integration after
+/// 30 s, and the page in flight at the deadline (up to 50 orders) is finished first.
+pub const SHOP_SYNC_BUDGET: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A shop sync's `next_cursor`: `{shard}` or `{shard}-{open-index page}`.
+fn sync_cursor(c: &dropsync_app::sync::PollCursor) -> String {
+    match &c.page {
+        Some(p) => format!("{}-{p}", c.shard),
+        None => c.shard.to_string(),
+    }
+}
+
+fn parse_sync_cursor(raw: &str, shards: u32) -> Result<dropsync_app::sync::PollCursor, ApiError> {
+    let bad = || ApiError::BadRequest("invalid cursor".into());
+    let (shard, page) = match raw.split_once('-') {
+        Some((s, p)) => (s, Some(p)),
+        None => (raw, None),
+    };
+    if shard.is_empty() || shard.len() > 3 || !shard.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let shard: u32 = shard.parse().map_err(|_| bad())?;
+    if shard >= shards || page.is_some_and(|p| !dropsync_store::cursor_is_valid(p)) {
+        return Err(bad());
+    }
+    Ok(dropsync_app::sync::PollCursor {
+        shard,
+        page: page.map(str::to_owned),
+        run: None,
+        shop: None,
+    })
+}
+
 /// `limit` (1..=250, default 50) and `cursor` of a list request.
 fn paging(query: Option<&str>) -> Result<(i32, Option<&str>), ApiError> {
     let limit = match query_param(query, "limit")? {
@@ -388,9 +421,21 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
             Route::SyncShop(shop) => {
                 self.authorize(req, &shop)?;
                 let sync = self.sync.as_ref().ok_or(ApiError::Unavailable)?;
-                let report = sync.sync_shop(&shop).await?;
+                let from = query_param(query, "cursor")?
+                    .filter(|c| !c.is_empty())
+                    .map(|c| parse_sync_cursor(c, self.store.open_shards()))
+                    .transpose()?;
+                let deadline = std::time::Instant::now() + SHOP_SYNC_BUDGET;
+                let mut report = sync.sync_shop(&shop, from, deadline).await?;
                 info!(shop = %shop, ?report, "manual shop sync");
-                Ok(json_response(StatusCode::OK, &json!(report)))
+                let next = report.continue_from.take().map(|c| sync_cursor(&c));
+                let mut v = json!(report);
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("continue_from");
+                    o.insert("complete".into(), json!(next.is_none()));
+                    o.insert("next_cursor".into(), json!(next));
+                }
+                Ok(json_response(StatusCode::OK, &v))
             }
             Route::Settings(shop) => {
                 self.authorize(req, &shop)?;

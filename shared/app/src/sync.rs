@@ -90,6 +90,9 @@ pub struct PollCursor {
     /// What the run did in the invocations before this one (for progress logs and the summary).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunSoFar>,
+    /// Set for a run over one shop's open orders only (a manual sync of the shop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shop: Option<ShopDomain>,
 }
 
 /// A run across invocations: when it started and its running totals.
@@ -668,28 +671,24 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
     }
 
     /// Syncs every open order of one shop (the merchant's "sync now").
-    pub async fn sync_shop(self: &Arc<Self>, shop: &ShopDomain) -> Result<PollReport, SyncError> {
-        let mut keys = Vec::new();
-        for shard in 0..self.store.open_shards() {
-            let mut cursor: Option<String> = None;
-            loop {
-                let page = self
-                    .store
-                    .open_orders_page_for_shop(shard, shop, cursor.as_deref(), 200)
-                    .await?;
-                keys.extend(page.items);
-                match page.next {
-                    Some(c) => cursor = Some(c),
-                    None => break,
-                }
-            }
-        }
-        let mut batch = Batch::new(self);
-        for (s, id) in keys {
-            batch.push(s, id, false).await;
-        }
-        batch.retry_failed(None).await;
-        let report = batch.counters.report(None, batch.ctl.reason());
+    /// A manual sync of one shop's open orders, from `from` (where the previous call stopped)
+    /// until done or `deadline`: like [`SyncService::poll`] over the shop's part of the open
+    /// index, so a shop too big for one API call is synced over several, nothing skipped or done
+    /// twice (`continue_from` says where the next call starts).
+    pub async fn sync_shop(
+        self: &Arc<Self>,
+        shop: &ShopDomain,
+        from: Option<PollCursor>,
+        deadline: Instant,
+    ) -> Result<PollReport, SyncError> {
+        let mut at = from.unwrap_or(PollCursor {
+            shard: 0,
+            page: None,
+            run: None,
+            shop: None,
+        });
+        at.shop = Some(shop.clone());
+        let report = self.poll(Some(at), deadline).await?;
         info!(shop = %shop, ?report, "shop synced");
         Ok(report)
     }
@@ -700,11 +699,19 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self
-                .store
-                .open_orders_page(at.shard, at.page.as_deref(), POLL_PAGE)
-                .await
-            {
+            let page = match &at.shop {
+                Some(shop) => {
+                    self.store
+                        .open_orders_page_for_shop(at.shard, shop, at.page.as_deref(), POLL_PAGE)
+                        .await
+                }
+                None => {
+                    self.store
+                        .open_orders_page(at.shard, at.page.as_deref(), POLL_PAGE)
+                        .await
+                }
+            };
+            match page {
                 Ok(page) => return Ok(page),
                 Err(e) if e.is_retryable() && attempt < PAGE_ATTEMPTS => {
                     warn!(shard = at.shard, attempt, error = %e, "reading the open index failed; retrying");
@@ -729,6 +736,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
             shard: 0,
             page: None,
             run: None,
+            shop: None,
         });
         let mut run = at.run.take().unwrap_or_else(|| RunSoFar {
             started_ms: now_ms(),
@@ -743,7 +751,9 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
             if at.shard >= shards || batch.ctl.is_stopped() {
                 break None;
             }
-            if Instant::now() >= deadline {
+            // At least one page per call: a continuation always makes progress, however late
+            // it starts.
+            if pages > 0 && Instant::now() >= deadline {
                 break Some(at);
             }
             let page = match self.open_page(&at).await {
@@ -768,11 +778,13 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
                     shard: at.shard,
                     page: Some(c),
                     run: None,
+                    shop: at.shop.clone(),
                 },
                 None => PollCursor {
                     shard: at.shard + 1,
                     page: None,
                     run: None,
+                    shop: at.shop.clone(),
                 },
             };
             if last_log.elapsed() >= Duration::from_secs(10) {

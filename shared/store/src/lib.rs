@@ -558,7 +558,7 @@ impl Store {
     ) -> Result<Page<(ShopDomain, u64)>, StoreError> {
         let start = cursor.map(decode_cursor).transpose()?;
         if let Some(start) = &start
-            && start.get("gsi1pk") != Some(&s(open_pk(shard)))
+            && !is_open_key(start, shard, shop)
         {
             return Err(StoreError::InvalidCursor);
         }
@@ -674,6 +674,33 @@ fn is_index_key(
         && gsi2pk == want_pk
         && sk == ORDER_SK
         && pk == pk_of(shop, id_num)
+}
+
+/// Whether `key` is exactly the open-index key of an order item in `shard` (and of `shop`, when
+/// given): DynamoDB answers a start key outside the query's key condition with a
+/// ValidationException, which must be a 400 for a crafted cursor, not a 500.
+fn is_open_key(key: &Item, shard: u32, shop: Option<&ShopDomain>) -> bool {
+    let get = |k: &str| match key.get(k) {
+        Some(AttributeValue::S(v)) => Some(v.as_str()),
+        _ => None,
+    };
+    let (Some(pk), Some(sk), Some(gpk), Some(gsk)) =
+        (get("pk"), get("sk"), get("gsi1pk"), get("gsi1sk"))
+    else {
+        return false;
+    };
+    let Some((key_shop, id)) = gsk.rsplit_once('#') else {
+        return false;
+    };
+    let (Ok(key_shop), Ok(id)) = (ShopDomain::parse(key_shop), id.parse::<u64>()) else {
+        return false;
+    };
+    key.len() == 4
+        && gpk == open_pk(shard)
+        && sk == ORDER_SK
+        && pk == pk_of(&key_shop, id)
+        && gsk == codec::open_sk(&key_shop, id)
+        && shop.is_none_or(|s| *s == key_shop)
 }
 
 /// Whether a client-supplied cursor is well formed (for a 400 before touching the table).
