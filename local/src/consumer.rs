@@ -115,7 +115,12 @@ pub async fn tracking<A: ShopifyAdmin + 'static>(
                 continue;
             }
         };
-        let response = dropsync_tracking_pusher::handle(pusher.clone(), event, max_receives).await;
+        // The template's pusher timeout (30 s) less the same reserve as on Lambda.
+        let limits = dropsync_app::push::BatchLimits {
+            max_receives,
+            deadline: Some(std::time::Instant::now() + Duration::from_secs(27)),
+        };
+        let response = dropsync_tracking_pusher::handle(pusher.clone(), event, limits).await;
         let failed: Vec<String> = response
             .batch_item_failures
             .iter()

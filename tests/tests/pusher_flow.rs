@@ -15,8 +15,9 @@
 )]
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_sdk_dynamodb::types::AttributeValue;
 use dropsync_app::Credentials;
-use dropsync_app::push::PushService;
+use dropsync_app::push::{BatchLimits, PushService};
 use dropsync_app::queue::PushMessage;
 use dropsync_domain::ops::{
     AeObservation, AeParcelItem, AeTrackingLine, apply_ae_observation, link_supplier_order,
@@ -353,6 +354,14 @@ fn event(messages: &[(String, String)]) -> SqsEvent {
         })
         .collect();
     serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+/// The tracking queue's redrive policy: dead-lettered after 8 receives.
+fn last_at_8() -> BatchLimits {
+    BatchLimits {
+        max_receives: Some(8),
+        deadline: None,
+    }
 }
 
 fn one(id: &str, body: String) -> SqsEvent {
@@ -875,14 +884,14 @@ async fn a_push_failing_on_its_last_delivery_is_shown_to_the_merchant_stays_due_
     };
 
     // Before the last delivery a failure only brings the message back.
-    let resp = dropsync_tracking_pusher::handle(w.service(), delivery(7), Some(8)).await;
+    let resp = dropsync_tracking_pusher::handle(w.service(), delivery(7), last_at_8()).await;
     assert_eq!(failures(&resp), vec!["m-1".to_owned()]);
     let p = w.package(&shop, &order, tn).await;
     assert_eq!(p.gave_up, None);
     assert!(w.stored(&shop, order.order_id).await.attention().is_empty());
 
     // On the last one the reason is recorded before SQS dead-letters the message.
-    let resp = dropsync_tracking_pusher::handle(w.service(), delivery(8), Some(8)).await;
+    let resp = dropsync_tracking_pusher::handle(w.service(), delivery(8), last_at_8()).await;
     assert_eq!(failures(&resp), vec!["m-1".to_owned()]);
     let p = w.package(&shop, &order, tn).await;
     assert_eq!(
@@ -911,7 +920,7 @@ async fn a_push_failing_on_its_last_delivery_is_shown_to_the_merchant_stays_due_
 
     // Shopify is back; the replayed message pushes once and the flag goes away.
     shop.configure(json!({"faults": {}})).await;
-    let resp = dropsync_tracking_pusher::handle(w.service(), delivery(1), Some(8)).await;
+    let resp = dropsync_tracking_pusher::handle(w.service(), delivery(1), last_at_8()).await;
     assert!(failures(&resp).is_empty(), "{resp:?}");
     assert_eq!(shop.fulfillments(order.order_id).await.len(), 1);
     let p = w.package(&shop, &order, tn).await;
@@ -924,6 +933,87 @@ async fn a_push_failing_on_its_last_delivery_is_shown_to_the_merchant_stays_due_
         .await
         .unwrap();
     assert!(listed.items.is_empty(), "no longer listed");
+}
+
+#[tokio::test]
+async fn a_batch_answers_by_its_deadline_and_what_it_could_not_finish_is_pushed_once_later() {
+    let mut w = World::new().await;
+    // Every Shopify answer takes 700 ms: one push (read + create) needs about 1.4 s.
+    let shop = w.shop("late", json!({"faults": {"latency_ms": 700}})).await;
+    let order = w.order(&shop, &[2, 1], None).await;
+    let (first, second) = ("YT2600000000000021", "YT2600000000000022");
+    w.ship(
+        &shop,
+        &order,
+        &[
+            (first, Some("YunExpress"), &[(0, 2)]),
+            (second, Some("4PX"), &[(1, 1)]),
+        ],
+    )
+    .await;
+    let batch = || {
+        event(&[
+            ("m-1".into(), body(&shop, &order, first)),
+            ("m-2".into(), body(&shop, &order, second)),
+        ])
+    };
+    // The packages of one order go one after the other: the second cannot start in time.
+    let started = std::time::Instant::now();
+    let limits = BatchLimits {
+        max_receives: Some(8),
+        deadline: Some(started + Duration::from_millis(1_000)),
+    };
+    let resp = dropsync_tracking_pusher::handle(w.service(), batch(), limits).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert!(failures(&resp).contains(&"m-2".to_owned()), "{resp:?}");
+    assert_eq!(
+        w.package(&shop, &order, second).await.push,
+        PushState::Pending
+    );
+    assert_eq!(w.package(&shop, &order, second).await.gave_up, None);
+
+    // The cut-off attempt kept its package's lease (Shopify may still have been working on its
+    // request); 120 s later it lapses. Fast-forward that, then redeliver with time to spare: each
+    // package ends with exactly one fulfillment, whatever the first attempt had done.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    for tn in [first, second] {
+        let _ = w
+            .store
+            .client()
+            .update_item()
+            .table_name(w.store.table())
+            .key(
+                "pk",
+                AttributeValue::S(dropsync_store::order_pk(&shop.domain, order.order_id)),
+            )
+            .key("sk", AttributeValue::S(format!("PUSH#{}#{tn}", order.ae)))
+            .update_expression("SET lease_until_ms = :z")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":z", AttributeValue::N("0".into()))
+            .send()
+            .await;
+    }
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        let resp = handle_batch(w.service(), batch()).await;
+        if failures(&resp).is_empty() {
+            break;
+        }
+        assert!(rounds < 10, "never settled: {resp:?}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let fs = shop.fulfillments(order.order_id).await;
+    let mut numbers: Vec<&str> = fs
+        .iter()
+        .map(|f| f["tracking"]["number"].as_str().unwrap())
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, [first, second]);
 }
 
 // ---- what is not forced ----

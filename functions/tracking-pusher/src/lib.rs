@@ -8,7 +8,7 @@
 //! keeps failing).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use dropsync_app::push::{BatchMessage, Delivery, PushService, push_deliveries};
+use dropsync_app::push::{BatchLimits, BatchMessage, Delivery, PushService, push_deliveries};
 use dropsync_shopify::admin::ShopifyAdmin;
 use std::sync::Arc;
 use tracing::warn;
@@ -50,18 +50,18 @@ pub async fn handle_batch<A: ShopifyAdmin + 'static>(
     svc: Arc<PushService<A>>,
     event: SqsEvent,
 ) -> SqsBatchResponse {
-    handle(svc, event, None).await
+    handle(svc, event, BatchLimits::default()).await
 }
 
-/// [`handle_batch`] for a queue whose redrive policy dead-letters a message after
-/// `max_receives` deliveries: a push failing on its last delivery is recorded on the order
-/// before SQS moves it to the dead-letter queue.
+/// [`handle_batch`] within the queue's redrive policy and the invocation's deadline (see
+/// [`BatchLimits`]): a push failing on its last delivery is recorded on the order before SQS
+/// moves it to the dead-letter queue, and the batch answers before Lambda's timeout.
 pub async fn handle<A: ShopifyAdmin + 'static>(
     svc: Arc<PushService<A>>,
     event: SqsEvent,
-    max_receives: Option<u32>,
+    limits: BatchLimits,
 ) -> SqsBatchResponse {
-    let failed = push_deliveries(svc, deliveries(event), max_receives).await;
+    let failed = push_deliveries(svc, deliveries(event), limits).await;
     let mut response = SqsBatchResponse::default();
     for id in failed {
         response.add_failure(id);

@@ -1,10 +1,16 @@
 //! Wires the tracking pusher: configuration and clients once, then the SQS loop. The services
 //! are built at cold start from a credentials file, or on the first invocation from the secret.
 
-use dropsync_app::push::PushService;
+use dropsync_app::push::{BatchLimits, PushService};
+use dropsync_app::sync::deadline_within;
 use dropsync_app::{Config, Credentials, init_logging, wiring};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Time kept back from the Lambda deadline: recording a push that gave up and answering the
+/// batch.
+const DEADLINE_RESERVE: Duration = Duration::from_secs(3);
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -33,9 +39,15 @@ async fn main() -> Result<(), Error> {
             let deferred = deferred.clone();
             async move {
                 let svc = deferred.get().await?;
-                Ok::<_, Error>(
-                    dropsync_tracking_pusher::handle(svc, event.payload, max_receives).await,
-                )
+                let remaining = SystemTime::UNIX_EPOCH
+                    .checked_add(Duration::from_millis(event.context.deadline))
+                    .and_then(|d| d.duration_since(SystemTime::now()).ok())
+                    .unwrap_or(Duration::from_secs(30));
+                let limits = BatchLimits {
+                    max_receives,
+                    deadline: Some(deadline_within(remaining, DEADLINE_RESERVE)),
+                };
+                Ok::<_, Error>(dropsync_tracking_pusher::handle(svc, event.payload, limits).await)
             }
         },
     ))

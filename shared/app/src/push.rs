@@ -32,7 +32,7 @@ use dropsync_shopify::admin::{
 use dropsync_store::{Store, StoreError, order_pk};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
@@ -634,7 +634,20 @@ pub async fn push_batch<A: ShopifyAdmin + 'static>(
             receive_count: 1,
         })
         .collect();
-    push_deliveries(svc, deliveries, None).await
+    push_deliveries(svc, deliveries, BatchLimits::default()).await
+}
+
+/// What bounds a batch: the queue's redrive policy and the invocation's time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// The queue's `maxReceiveCount`: a message failing on this delivery is dead-lettered next.
+    pub max_receives: Option<u32>,
+    /// When the invocation must have answered (the Lambda deadline less a reserve). A push still
+    /// running then is abandoned like a crash — the package's lease and the read-back after an
+    /// unknown outcome make that safe — and its message reported for a retry; messages not started
+    /// are reported without being tried. Lambda would otherwise time out and return the whole
+    /// batch, done messages included.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// [`push_batch`] knowing each message's delivery count. With `max_receives` (the queue's
@@ -644,8 +657,12 @@ pub async fn push_batch<A: ShopifyAdmin + 'static>(
 pub async fn push_deliveries<A: ShopifyAdmin + 'static>(
     svc: Arc<PushService<A>>,
     deliveries: Vec<Delivery>,
-    max_receives: Option<u32>,
+    limits: BatchLimits,
 ) -> Vec<String> {
+    let BatchLimits {
+        max_receives,
+        deadline,
+    } = limits;
     let mut groups: BTreeMap<(String, u64), Vec<Parsed>> = BTreeMap::new();
     for Delivery {
         message: BatchMessage { id, body },
@@ -683,7 +700,23 @@ pub async fn push_deliveries<A: ShopifyAdmin + 'static>(
                 receive_count,
             } in msgs
             {
-                match svc.handle(&msg, order_id, ae).await {
+                let result = match deadline {
+                    Some(d) if Instant::now() >= d => {
+                        Err(PushError::Retry("no time left in this invocation".into()))
+                    }
+                    Some(d) => tokio::time::timeout_at(
+                        tokio::time::Instant::from_std(d),
+                        svc.handle(&msg, order_id, ae),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(PushError::Retry(
+                            "the invocation ran out of time mid-push".into(),
+                        ))
+                    }),
+                    None => svc.handle(&msg, order_id, ae).await,
+                };
+                match result {
                     Ok(outcome) => {
                         info!(shop = %msg.shop, order_id, ae_order_id = ae,
                             tracking = msg.tracking_number.as_str(), ?outcome, "push handled");
