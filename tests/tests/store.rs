@@ -433,3 +433,39 @@ async fn settings_dedupe_and_shop_redaction_work_per_shop() {
     assert!(store.get_order(&a, 1).await.unwrap().is_none());
     assert!(store.get_order(&b, 1).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_link_begun_before_a_payment_that_was_written_first_still_reads_as_a_valid_path() {
+    // The race the 1,000-order chaos run found: a merchant's link stamps its history entry with
+    // the time its request began (200); orders/paid, begun later (300), is written first; the
+    // link loses its conditional write, re-reads and lands after it.
+    let store = fresh_store().await;
+    let s = shop("race-history");
+    store
+        .apply_shopify(&s, 1, facts("pending", 10, &[(1, 1)]), "orders/create", 100)
+        .await
+        .unwrap();
+    store
+        .apply_shopify(&s, 1, facts("paid", 20, &[(1, 1)]), "orders/paid", 300)
+        .await
+        .unwrap();
+    store
+        .update_order(&s, 1, |o| {
+            matches!(link_supplier_order(o, 77, &[1], vec![], 200), Ok(true))
+        })
+        .await
+        .unwrap();
+    let o = store.get_order(&s, 1).await.unwrap().unwrap().order;
+    let path: Vec<OrderStatus> = o.history.iter().map(|h| h.status).collect();
+    assert_eq!(
+        path,
+        [
+            OrderStatus::Pending,
+            OrderStatus::AwaitingOrder,
+            OrderStatus::AwaitingPayment
+        ]
+    );
+    assert!(history_is_valid(&o.history));
+    let times: Vec<i64> = o.history.iter().map(|h| h.at_ms).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+}

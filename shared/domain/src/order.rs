@@ -535,7 +535,7 @@ impl Order {
         self.status = derived;
         self.history.push(HistoryEntry {
             status: derived,
-            at_ms: now_ms,
+            at_ms: self.next_history_ms(now_ms),
             cause: cause.to_owned(),
             user_action: None,
         });
@@ -552,11 +552,17 @@ impl Order {
         self.failed = None;
         self.history.push(HistoryEntry {
             status: self.status,
-            at_ms: now_ms,
+            at_ms: self.next_history_ms(now_ms),
             cause: cause.to_owned(),
             user_action: Some(action),
         });
         true
+    }
+
+    /// A history entry's time: never before the previous one (a writer that re-decided after
+    /// losing a race carries the time its request began).
+    fn next_history_ms(&self, now_ms: i64) -> i64 {
+        self.history.last().map_or(now_ms, |h| now_ms.max(h.at_ms))
     }
 
     pub fn supplier_order(&self, ae_order_id: u64) -> Option<&SupplierOrder> {

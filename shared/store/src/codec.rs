@@ -304,17 +304,15 @@ pub(crate) fn decode_order(item: &Item) -> Result<(Order, u64), StoreError> {
             });
         }
     }
-    // Within a segment statuses only move forward, so time then rank orders it (a webhook and a
-    // poll in the same millisecond stay in path order).
-    current.sort_by_key(|h| {
-        (
-            h.user_action.is_none(),
-            h.at_ms,
-            h.status.rank().unwrap_or(u8::MAX),
-        )
-    });
-    if current.first().is_some_and(|h| h.user_action.is_none()) {
-        current.sort_by_key(|h| (h.at_ms, h.status.rank().unwrap_or(u8::MAX)));
+    // Within a segment statuses only move forward (exits last), so rank alone gives the path
+    // order. Time would not: a writer stamps an entry with the time its request began, and one
+    // that lost a race and re-decided may land after an entry stamped later (a link begun before
+    // an `orders/paid` that was written first). Times are then shown non-decreasing.
+    current.sort_by_key(|h| (h.user_action.is_none(), h.status.rank().unwrap_or(u8::MAX)));
+    let mut last = history.last().map_or(i64::MIN, |h| h.at_ms);
+    for h in &mut current {
+        h.at_ms = h.at_ms.max(last);
+        last = h.at_ms;
     }
     history.extend(current);
     let order = Order {
