@@ -21,6 +21,8 @@ pub struct Metric {
     pub goal: Option<String>,
     /// Spread over repeated runs (e.g. "p10–p90 1.2–1.9 ms"), when there is one.
     pub spread: Option<String>,
+    /// The reference it is compared with (measured in the same run, or a stated minimum).
+    pub reference: Option<String>,
 }
 
 impl Metric {
@@ -31,6 +33,7 @@ impl Metric {
             unit: unit.into(),
             goal: None,
             spread: None,
+            reference: None,
         }
     }
     pub fn goal(mut self, goal: &str) -> Self {
@@ -41,6 +44,10 @@ impl Metric {
         self.spread = Some(spread);
         self
     }
+    pub fn reference(mut self, reference: String) -> Self {
+        self.reference = Some(reference);
+        self
+    }
 }
 
 /// Prints the result line: `BENCH {"bench": ..., "how": ..., "metrics": [...], "extra": ...}`.
@@ -48,6 +55,16 @@ impl Metric {
 pub fn report(bench: &str, how: &str, metrics: &[Metric], extra: Value) {
     let line = serde_json::json!({"bench": bench, "how": how, "metrics": metrics, "extra": extra});
     println!("BENCH {line}");
+}
+
+/// The `q` quantile (0..=1) of a sample, nearest rank.
+pub fn quantile(xs: &[f64], q: f64) -> f64 {
+    let mut v = xs.to_vec();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
 /// Median and 10th/90th percentiles of a sample.

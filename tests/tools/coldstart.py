@@ -49,9 +49,10 @@ class RuntimeApi:
                     else:
                         event = None
                 if event is None:
-                    # Later `next` calls park until the run is torn down.
+                    # Later `next` calls park until the run is torn down (the process is killed).
                     api.done.wait(30)
-                    return self._reply(500)
+                    self.close_connection = True
+                    return
                 body = json.dumps(event).encode()
                 self._reply(200, body, {
                     "Lambda-Runtime-Aws-Request-Id": api.request_id,
@@ -76,6 +77,9 @@ class RuntimeApi:
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+
+            def handle_error(self, request, client_address):
+                pass  # a killed function's connection reset: expected, not worth a traceback
 
         self.server = Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -270,20 +270,28 @@ async fn main() {
              once to completion against moto"
         ),
         &[
-            Metric::new("achieved calls/s ÷ limit", achieved / LIMIT, "ratio").goal(">= 0.9"),
+            Metric::new("achieved calls/s ÷ limit", achieved / LIMIT, "ratio")
+                .goal(">= 0.9")
+                .reference(format!("{achieved:.2} calls/s against {LIMIT} calls/s")),
             Metric::new(
                 "bans per 1,000 calls",
                 bans * 1000.0 / total.max(1.0),
                 "bans",
             )
-            .goal("<= 1"),
+            .goal("<= 1")
+            .spread(format!(
+                "{bans} bans, {} ApiCallLimit answers in {total} calls",
+                n("api_call_limit_responses")
+            )),
             Metric::new(
                 "wall time ÷ ideal (calls ÷ limit)",
                 wall / ideal.max(0.001),
                 "ratio",
             )
-            .goal("<= 1.15"),
-            Metric::new("AliExpress calls per order", per_order(total), "calls"),
+            .goal("<= 1.15")
+            .reference(format!("{wall:.1} s against {ideal:.1} s ideal")),
+            Metric::new("AliExpress calls per order", per_order(total), "calls")
+                .reference("minimum 1 (aliexpress.trade.ds.order.get)".into()),
             Metric::new("DynamoDB reads per order", per_order(reads), "requests"),
             Metric::new("DynamoDB writes per order", per_order(writes), "requests"),
             Metric::new("wall time", wall, "s"),

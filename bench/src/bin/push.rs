@@ -630,32 +630,51 @@ async fn main() {
         ),
         &[
             Metric::new(
-                "fulfillments_per_s_vs_bucket",
+                "fulfillments/s ÷ what the buckets allow",
                 fulfillments_per_s / allowed_over_run,
                 "ratio",
             )
-            .goal(">= 0.85"),
-            Metric::new("fulfillments_per_s", fulfillments_per_s, "1/s"),
+            .goal(">= 0.85")
+            .reference(format!(
+                "{allowed_over_run:.2}/s allowed over the run at {actual_per_f:.1} points charged per fulfillment"
+            )),
+            Metric::new("fulfillments/s", fulfillments_per_s, "1/s"),
             Metric::new(
-                "graphql_calls_per_fulfillment",
+                "GraphQL calls per fulfillment (every attempt)",
                 requests as f64 / n,
                 "calls",
             )
-            .goal("<= 2"),
-            Metric::new("requested_cost_per_fulfillment", requested_per_f, "points"),
-            Metric::new("actual_cost_per_fulfillment", actual_per_f, "points"),
+            .goal("<= 2")
+            .reference("2 = one read + one mutation".into()),
             Metric::new(
-                "throttled_responses",
-                (throttled + http_429) as f64,
-                "responses",
+                "GraphQL calls per fulfillment, answered (not throttled)",
+                graphql_ok as f64 / n,
+                "calls",
             ),
             Metric::new(
-                "exactly_one_fulfillment",
+                "requested cost per fulfillment (every attempt)",
+                requested_per_f,
+                "points",
+            )
+            .reference(format!(
+                "documents: read {query_cost:.0} + mutation {mutation_cost:.0}"
+            )),
+            Metric::new("actual cost charged per fulfillment", actual_per_f, "points"),
+            Metric::new(
+                "throttled responses",
+                (throttled + http_429) as f64,
+                "responses",
+            )
+            .spread(format!("{throttled} THROTTLED + {http_429} HTTP 429")),
+            Metric::new(
+                "packages in exactly one fulfillment",
                 exactly_one as f64 / n,
                 "fraction",
             )
             .goal("= 1"),
-            Metric::new("batch_ms_p50", p50, "ms").spread(format!("p10–p90 {p10:.0}–{p90:.0} ms")),
+            Metric::new("pusher batch time p50", p50, "ms")
+                .spread(format!("p10–p90 {p10:.0}–{p90:.0} ms")),
+            Metric::new("run time", elapsed, "s"),
         ],
         json!({
             "packages": a.packages,
