@@ -1047,64 +1047,89 @@ async fn poll_and_race(ctx: &Arc<Ctx>, plans: &Arc<Vec<Plan>>) {
 
 /// Feeds the pusher from the queue until it stays empty for `idle` (or `max` passes). A batch
 /// may be killed part-way: nothing of it is deleted, so its messages come back.
-async fn drain(ctx: &Ctx, kill: f64, idle: Duration, max: Duration) {
+/// The pusher draining the tracking queue as Lambda's SQS event source does: several workers at
+/// once (the template's `MaximumConcurrency` is larger), each taking batches of up to 10 and
+/// settling them by the batch response; a worker may be killed part-way (`kill`). Ends when the
+/// queue has been empty for `idle`, or after `max` (scaled by the run's size: a thousand orders
+/// have ten times the packages of a hundred).
+async fn drain(ctx: &Arc<Ctx>, kill: f64, idle: Duration, max: Duration) {
+    const WORKERS: usize = 4;
+    let scale = u32::try_from(ctx.cfg.orders.div_ceil(100).max(1)).unwrap_or(u32::MAX);
+    let max = max.saturating_mul(scale);
     let started = Instant::now();
-    let mut last = Instant::now();
-    while started.elapsed() < max {
-        let out = ctx
-            .sqs
-            .receive_message()
-            .queue_url(&ctx.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(0)
-            .send()
-            .await
-            .unwrap();
-        let msgs = out.messages();
-        if msgs.is_empty() {
-            if last.elapsed() > idle {
-                return;
+    let last = Arc::new(Mutex::new(Instant::now()));
+    let mut workers = JoinSet::new();
+    for _ in 0..WORKERS {
+        let (ctx, last) = (ctx.clone(), last.clone());
+        workers.spawn(async move {
+            while started.elapsed() < max {
+                if !drain_once(&ctx, kill).await {
+                    if last.lock().unwrap().elapsed() > idle {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                *last.lock().unwrap() = Instant::now();
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        last = Instant::now();
-        let records: Vec<Value> = msgs
-            .iter()
-            .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "attributes": {}, "messageAttributes": {}}))
-            .collect();
-        let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
-        let task = tokio::spawn(dropsync_tracking_pusher::handle_batch(
-            ctx.pusher.clone(),
-            event,
-        ));
-        if kill > 0.0 && ctx.chance(kill) {
-            tokio::time::sleep(Duration::from_millis(5 + ctx.below(400))).await;
-            if !task.is_finished() {
-                task.abort();
-                ctx.count("pusher_killed", 1);
-                continue;
-            }
-        }
-        let Ok(res) = task.await else { continue };
-        let failed: Vec<&str> = res
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
-        for m in msgs {
-            if failed.contains(&m.message_id().unwrap_or_default()) {
-                continue; // back after the visibility timeout
-            }
-            let _ = ctx
-                .sqs
-                .delete_message()
-                .queue_url(&ctx.queue_url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await;
+        });
+    }
+    while let Some(r) = workers.join_next().await {
+        r.unwrap();
+    }
+}
+
+/// One batch from the queue through the pusher; false when the queue had nothing to hand out.
+async fn drain_once(ctx: &Arc<Ctx>, kill: f64) -> bool {
+    let out = ctx
+        .sqs
+        .receive_message()
+        .queue_url(&ctx.queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(0)
+        .send()
+        .await
+        .unwrap();
+    let msgs = out.messages();
+    if msgs.is_empty() {
+        return false;
+    }
+    let records: Vec<Value> = msgs
+        .iter()
+        .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "attributes": {}, "messageAttributes": {}}))
+        .collect();
+    let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+    let task = tokio::spawn(dropsync_tracking_pusher::handle_batch(
+        ctx.pusher.clone(),
+        event,
+    ));
+    if kill > 0.0 && ctx.chance(kill) {
+        tokio::time::sleep(Duration::from_millis(5 + ctx.below(400))).await;
+        if !task.is_finished() {
+            task.abort();
+            ctx.count("pusher_killed", 1);
+            return true;
         }
     }
+    let Ok(res) = task.await else { return true };
+    let failed: Vec<&str> = res
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    for m in msgs {
+        if failed.contains(&m.message_id().unwrap_or_default()) {
+            continue; // back after the visibility timeout
+        }
+        let _ = ctx
+            .sqs
+            .delete_message()
+            .queue_url(&ctx.queue_url)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .send()
+            .await;
+    }
+    true
 }
 
 /// Push leases left by killed workers: expired by the next scheduled run.
