@@ -360,14 +360,7 @@ pub fn mark_pushed(
     fulfillment_id: Option<String>,
     now_ms: i64,
 ) -> bool {
-    let Some(so) = order.supplier_order_mut(ae_order_id) else {
-        return false;
-    };
-    let Some(p) = so
-        .packages
-        .iter_mut()
-        .find(|p| p.tracking_number == tracking_number)
-    else {
+    let Some(p) = order.package_mut(ae_order_id, tracking_number) else {
         return false;
     };
     let next = PushState::Pushed {
@@ -396,11 +389,7 @@ pub fn mark_push_failed(
     tracking_number: &str,
     reason: &str,
 ) -> bool {
-    let Some(p) = order.supplier_order_mut(ae_order_id).and_then(|so| {
-        so.packages
-            .iter_mut()
-            .find(|p| p.tracking_number == tracking_number)
-    }) else {
+    let Some(p) = order.package_mut(ae_order_id, tracking_number) else {
         return false;
     };
     if p.push.is_pushed() && !matches!(p.push, PushState::UpdatePending { .. }) {
@@ -428,11 +417,7 @@ pub fn mark_push_gave_up(
     attempts: u32,
     now_ms: i64,
 ) -> bool {
-    let Some(p) = order.supplier_order_mut(ae_order_id).and_then(|so| {
-        so.packages
-            .iter_mut()
-            .find(|p| p.tracking_number == tracking_number)
-    }) else {
+    let Some(p) = order.package_mut(ae_order_id, tracking_number) else {
         return false;
     };
     if !p.push.is_due() {

@@ -577,6 +577,14 @@ impl Order {
             .find(|so| so.ae_order_id == ae_order_id)
     }
 
+    /// A package by its supplier order and tracking number.
+    pub fn package_mut(&mut self, ae_order_id: u64, tracking_number: &str) -> Option<&mut Package> {
+        self.supplier_order_mut(ae_order_id)?
+            .packages
+            .iter_mut()
+            .find(|p| p.tracking_number == tracking_number)
+    }
+
     /// Whether any supplier order still needs polling.
     pub fn has_open_supplier_orders(&self) -> bool {
         self.status != OrderStatus::Canceled

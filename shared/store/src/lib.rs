@@ -430,13 +430,26 @@ impl Store {
         {
             return Err(StoreError::InvalidCursor);
         }
+        self.query_orders("gsi2", tab_pk(shop, status), start, limit)
+            .await
+    }
+
+    /// One page of an order index with `ALL` projection, newest first.
+    async fn query_orders(
+        &self,
+        index: &str,
+        pk: String,
+        start: Option<Item>,
+        limit: i32,
+    ) -> Result<Page<StoredOrder>, StoreError> {
         let out = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name("gsi2")
-            .key_condition_expression("gsi2pk = :p")
-            .expression_attribute_values(":p", s(tab_pk(shop, status)))
+            .index_name(index)
+            .key_condition_expression("#pk = :p")
+            .expression_attribute_names("#pk", format!("{index}pk"))
+            .expression_attribute_values(":p", s(pk))
             .scan_index_forward(false)
             .limit(limit)
             .set_exclusive_start_key(start)
@@ -469,30 +482,11 @@ impl Store {
         {
             return Err(StoreError::InvalidCursor);
         }
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name("gsi3")
-            .key_condition_expression("gsi3pk = :p")
-            .expression_attribute_values(":p", s(attention_pk(shop)))
-            .scan_index_forward(false)
-            .limit(limit)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(error::sdk)?;
-        let mut items = Vec::new();
-        for item in out.items() {
-            let (order, version) = decode_order(item)?;
-            if !order.attention().is_empty() {
-                items.push(StoredOrder { order, version });
-            }
-        }
-        Ok(Page {
-            items,
-            next: out.last_evaluated_key().map(encode_cursor).transpose()?,
-        })
+        let mut page = self
+            .query_orders("gsi3", attention_pk(shop), start, limit)
+            .await?;
+        page.items.retain(|o| !o.order.attention().is_empty());
+        Ok(page)
     }
 
     /// How many orders each tab holds.
