@@ -259,8 +259,21 @@ def story(d):
             problems.append(f"{got['name']} has {len(fs)} fulfillments, expected {n_fulfillments}")
         if notify is not None and any(f["notify_customer"] != notify for f in fs):
             problems.append(f"{got['name']}: notifyCustomer not as the shop's setting")
-        if got["status"] == "canceled" and got["attention"]:
-            pass
+    # What needs the merchant: nothing here (the canceled order was never bought on AliExpress,
+    # every push went through), so the attention list must be empty.
+    print("\nNeeds you (GET /shops/{shop}/attention):")
+    listed = []
+    for shop in d.shops:
+        for o in must("GET", f"{d.base}/shops/{shop}/attention", headers=d.auth)["orders"]:
+            for a in o["attention"]:
+                what = a["code"].replace("_", " ")
+                ids = ", ".join(a.get("aliexpress_order_ids", []))
+                print(f"  {o['name']:6} {shop.split('.')[0]:13} {what}{': ' + ids if ids else ''}")
+            listed.append((shop, o["id"]))
+    if not listed:
+        print("  nothing")
+    else:
+        problems.append(f"attention list {listed}, expected empty")
     print(f"\n{len(expect)} orders, {sum(v[1] for v in expect.values())} fulfillments expected; "
           f"story took {time.time() - t0:.1f}s")
     if problems:
