@@ -124,6 +124,22 @@ impl Fixture {
         response_json(self.api.handle(req).await)
     }
 
+    /// Bodies of the push messages on the queue now (received ones stay hidden for 30 s).
+    async fn queued(&self) -> Vec<String> {
+        let msgs = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        msgs.messages()
+            .iter()
+            .filter_map(|m| m.body().map(str::to_owned))
+            .collect()
+    }
+
     async fn order(&self, shop: &ShopDomain, id: u64, financial: &str, created: i64) {
         let mut f = facts(financial, 10, &[(id * 10 + 1, 1), (id * 10 + 2, 2)]);
         f.created_at_ms = created;
@@ -505,15 +521,7 @@ async fn a_manual_sync_of_one_order_answers_with_the_new_state_and_queues_the_pu
     let pkg = &o["supplier_orders"][0]["packages"][0];
     assert_eq!(pkg["tracking_number"], mail_no.as_str());
     assert_eq!(pkg["pushed_to_shopify"], false);
-    let msgs = fx
-        .sqs
-        .receive_message()
-        .queue_url(&fx.queue_url)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
-    let bodies: Vec<&str> = msgs.messages().iter().filter_map(|m| m.body()).collect();
+    let bodies = fx.queued().await;
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     assert!(bodies[0].contains(&mail_no));
 
@@ -557,15 +565,7 @@ async fn a_manual_sync_of_one_order_answers_with_the_new_state_and_queues_the_pu
         "pending"
     );
     assert_eq!(o["attention"], json!([]));
-    let msgs = fx
-        .sqs
-        .receive_message()
-        .queue_url(&fx.queue_url)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
-    let bodies: Vec<&str> = msgs.messages().iter().filter_map(|m| m.body()).collect();
+    let bodies = fx.queued().await;
     assert_eq!(bodies.len(), 1, "the retried push is queued: {bodies:?}");
     assert!(bodies[0].contains(&mail_no));
     let (_, listed) = fx

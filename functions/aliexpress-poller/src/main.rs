@@ -1,12 +1,12 @@
 //! Wires the poller: configuration, credentials and clients once, then the event loop.
 
 use dropsync_aliexpress_poller::{Continuation, run, trigger};
-use dropsync_app::sync::{PollCursor, SyncService, deadline_within};
+use dropsync_app::sync::{PollCursor, SyncService, deadline_within, time_left};
 use dropsync_app::{Config, Credentials, init_logging, wiring};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 struct SqsContinuation {
     client: aws_sdk_sqs::Client,
@@ -68,10 +68,7 @@ async fn main() -> Result<(), Error> {
         let continuation = continuation.clone();
         async move {
             let svc = deferred.get().await?;
-            let remaining = SystemTime::UNIX_EPOCH
-                .checked_add(Duration::from_millis(event.context.deadline))
-                .and_then(|d| d.duration_since(SystemTime::now()).ok())
-                .unwrap_or(Duration::from_secs(60));
+            let remaining = time_left(event.context.deadline, Duration::from_secs(60));
             let triggers = trigger(&event.payload)?;
             let reports = run(
                 &svc,

@@ -2,11 +2,11 @@
 //! are built at cold start from a credentials file, or on the first invocation from the secret.
 
 use dropsync_app::push::{BatchLimits, PushService};
-use dropsync_app::sync::deadline_within;
+use dropsync_app::sync::{deadline_within, time_left};
 use dropsync_app::{Config, Credentials, init_logging, wiring};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// Time kept back from the Lambda deadline: recording a push that gave up and answering the
 /// batch.
@@ -39,10 +39,7 @@ async fn main() -> Result<(), Error> {
             let deferred = deferred.clone();
             async move {
                 let svc = deferred.get().await?;
-                let remaining = SystemTime::UNIX_EPOCH
-                    .checked_add(Duration::from_millis(event.context.deadline))
-                    .and_then(|d| d.duration_since(SystemTime::now()).ok())
-                    .unwrap_or(Duration::from_secs(30));
+                let remaining = time_left(event.context.deadline, Duration::from_secs(30));
                 let limits = BatchLimits {
                     max_receives,
                     deadline: Some(deadline_within(remaining, DEADLINE_RESERVE)),

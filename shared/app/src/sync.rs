@@ -13,7 +13,7 @@ use dropsync_aliexpress::{AeError, AliExpressApi};
 use dropsync_domain::ops::{
     AeObservation, SyncChanges, apply_ae_observation, claim_stale_pushes, retry_pushes,
 };
-use dropsync_domain::{PushState, ShopDomain, SupplierStatus, map_ae_order};
+use dropsync_domain::{ShopDomain, SupplierStatus, map_ae_order};
 use dropsync_store::{Page, ShopRecord, Store, StoreError, StoredOrder};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -551,12 +551,11 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
         current: &mut StoredOrder,
     ) -> Result<u64, SyncError> {
         let order_id = current.order.id;
-        let needs = current.order.supplier_orders.iter().any(|so| {
-            so.packages.iter().any(|p| {
-                matches!(p.push, PushState::Failed { .. })
-                    || (p.push.is_due() && p.gave_up.is_some())
-            })
-        });
+        let needs = current
+            .order
+            .supplier_orders
+            .iter()
+            .any(|so| so.packages.iter().any(|p| p.needs_retry()));
         if !needs {
             return Ok(0);
         }
@@ -860,6 +859,15 @@ fn log_progress(counters: &Counters, run: &RunSoFar, shard: u32, shards: u32, st
         errors = counters.errors.load(Ordering::Relaxed),
         "poll progress"
     );
+}
+
+/// Time left before a Lambda invocation's deadline (`Context::deadline`, ms epoch); `fallback`
+/// when the deadline is unreadable or already past.
+pub fn time_left(deadline_ms: u64, fallback: Duration) -> Duration {
+    std::time::SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_millis(deadline_ms))
+        .and_then(|d| d.duration_since(std::time::SystemTime::now()).ok())
+        .unwrap_or(fallback)
 }
 
 /// A deadline `reserve` before the end of the time left.

@@ -456,9 +456,8 @@ pub fn retry_pushes(order: &mut Order, now_ms: i64) -> Vec<(u64, String)> {
     let mut out = Vec::new();
     for so in &mut order.supplier_orders {
         for p in &mut so.packages {
-            let refused = matches!(p.push, PushState::Failed { .. });
-            if refused || (p.push.is_due() && p.gave_up.is_some()) {
-                if refused {
+            if p.needs_retry() {
+                if matches!(p.push, PushState::Failed { .. }) {
                     p.push = PushState::Pending;
                 }
                 p.gave_up = None;

@@ -254,6 +254,15 @@ pub struct Package {
     pub gave_up: Option<PushGaveUp>,
 }
 
+impl Package {
+    /// Whether a merchant's "try again" has something to do: Shopify refused the push, or it went
+    /// to the dead-letter queue.
+    pub fn needs_retry(&self) -> bool {
+        matches!(self.push, PushState::Failed { .. })
+            || (self.push.is_due() && self.gave_up.is_some())
+    }
+}
+
 /// The last failure of a push that exhausted its retries (see [`Package::gave_up`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushGaveUp {
