@@ -1,7 +1,7 @@
 //! Every GraphQL document dropsync sends to the Shopify Admin API, in one place.
 //!
 //! The documents live in `graphql/*.graphql` next to this file (so editors and schema tools can
-//! read them) and are compiled in with `include_str!`. `tests/admin_documents.rs` validates each
+//! read them) and are compiled in with `include_str!`. `tests/tests/integration/shopify_documents.rs` validates each
 //! one against the real 2026-10 Admin schema; nothing outside this list is ever sent.
 //!
 //! Page sizes are deliberately small. Shopify charges the *requested* cost of a query against the
@@ -22,7 +22,7 @@ pub struct Operation {
     /// the client (DESIGN.md §3 rule 3: the caller re-reads the fulfillments first).
     pub mutation: bool,
     /// Requested cost under Shopify's calculated-cost rules (checked against the sandbox's
-    /// calculator in `tests/admin_documents.rs`). The limiter uses it until a response reports
+    /// calculator in `tests/tests/integration/shopify_documents.rs`). The limiter uses it until a response reports
     /// the real `requestedQueryCost`.
     pub expected_cost: u32,
 }

@@ -9,7 +9,7 @@
     clippy::panic
 )]
 
-mod webhook_support;
+use crate::webhook_support;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;

@@ -7,7 +7,7 @@
 //! timeout), a JSON `{"error": "..."}` body wherever a handler answered, and afterwards the
 //! table must hold no item at all.
 //!
-//! Run: `.venv/bin/python tests/tools/services.py -- cargo test -p dropsync-tests --test hostile_http`.
+//! Run: `.venv/bin/python tests/tools/services.py -- cargo test -p dropsync-tests --test integration hostile_http::`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,7 +15,7 @@
     clippy::panic
 )]
 
-mod hostile_support;
+use crate::hostile_support;
 
 use hostile_support::*;
 use serde_json::json;

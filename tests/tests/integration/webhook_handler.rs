@@ -9,7 +9,7 @@
     clippy::panic
 )]
 
-mod webhook_support;
+use crate::webhook_support;
 
 use dropsync_domain::ops::link_supplier_order;
 use dropsync_domain::{Attention, FinancialStatus, OrderStatus};

@@ -8,7 +8,7 @@
 //! real SQS tracking queue: statuses move forward, packages get the right line items, each new
 //! package is queued exactly once, and faults lose or regress nothing.
 
-mod poller_support;
+use crate::poller_support;
 
 use dropsync_aliexpress::Tokens;
 use dropsync_app::sync::RESEND_GRACE;

@@ -9,7 +9,7 @@
 //! through `SyncService::poll`, and through the poller function's `trigger()` and `run()` with
 //! the continuation on a real SQS queue.
 
-mod poller_support;
+use crate::poller_support;
 
 use dropsync_aliexpress::IopClient;
 use dropsync_aliexpress_poller::{Continuation, Trigger, run, trigger};

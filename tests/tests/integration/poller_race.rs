@@ -8,7 +8,7 @@
 //! one push message per package: every write is conditional and a loser re-decides (DESIGN.md
 //! §3 rule 1), and only the sync whose write recorded a package sends its message.
 
-mod poller_support;
+use crate::poller_support;
 
 use dropsync_domain::{Order, history_is_valid};
 use dropsync_store::Store;

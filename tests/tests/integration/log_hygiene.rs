@@ -11,7 +11,7 @@
 //! fails if any of those secrets or personal strings appears anywhere in the output, and checks
 //! that the logs do name the shop and the order (so silence cannot pass).
 //!
-//! Run: `.venv/bin/python tests/tools/services.py -- cargo test -p dropsync-tests --test log_hygiene`.
+//! Run: `.venv/bin/python tests/tools/services.py -- cargo test -p dropsync-tests --test integration log_hygiene::`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -19,7 +19,7 @@
     clippy::panic
 )]
 
-mod hostile_support;
+use crate::hostile_support;
 
 use dropsync_aliexpress::TokenStore;
 use dropsync_app::push::PushService;
@@ -31,7 +31,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const TEST: &str = "logs_carry_shop_and_order_ids_and_never_a_secret_or_personal_data";
+const TEST: &str = "log_hygiene::logs_carry_shop_and_order_ids_and_never_a_secret_or_personal_data";
 const CHILD: &str = "DROPSYNC_LOG_HYGIENE_OUT";
 
 /// What the child used, for the parent to look for.

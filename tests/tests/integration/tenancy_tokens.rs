@@ -6,7 +6,7 @@
 //! admin token sees configured shops only, on every route; and a wrong token of any length is
 //! refused, through the constant-time comparison.
 //!
-//! Run: `.venv/bin/python tests/tools/services.py -- cargo test -p dropsync-tests --test tenancy_tokens`.
+//! Run: `.venv/bin/python tests/tools/services.py -- cargo test -p dropsync-tests --test integration tenancy_tokens::`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,7 +14,7 @@
     clippy::panic
 )]
 
-mod hostile_support;
+use crate::hostile_support;
 
 use dropsync_app::credentials::Access;
 use dropsync_tests::sandbox_post;
@@ -450,7 +450,7 @@ async fn wrong_tokens_of_every_length_are_refused() {
 /// measured reliably here, the shape of the code can.
 #[test]
 fn tokens_are_compared_only_through_the_constant_time_comparison() {
-    let src = include_str!("../../shared/app/src/credentials.rs");
+    let src = include_str!("../../../shared/app/src/credentials.rs");
     let body_of = |name: &str| -> String {
         let start = src
             .find(&format!("fn {name}("))

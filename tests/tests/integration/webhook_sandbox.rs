@@ -9,7 +9,7 @@
     clippy::panic
 )]
 
-mod webhook_support;
+use crate::webhook_support;
 
 use dropsync_app::webhook::WebhookService;
 use dropsync_domain::{OrderStatus, ShopDomain};

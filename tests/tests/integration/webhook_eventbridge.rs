@@ -8,7 +8,7 @@
     clippy::panic
 )]
 
-mod webhook_support;
+use crate::webhook_support;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -23,7 +23,7 @@ use std::time::Duration;
 use webhook_support::*;
 
 const FIXTURE: &str =
-    include_str!("../../shared/shopify/tests/fixtures/eventbridge-orders-create.json");
+    include_str!("../../../shared/shopify/tests/fixtures/eventbridge-orders-create.json");
 /// The fixture's order and lines.
 const FIXTURE_ORDER: u64 = 9_120_004_388_517_265_409;
 

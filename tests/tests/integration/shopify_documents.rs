@@ -2,7 +2,7 @@
 //! the sandbox's validator (graphql-core over Shopify's own introspection), and costs what the
 //! client's limiter expects.
 //!
-//! Run with the sandbox up: `tests/tools/services.py --sandboxes shopify -- cargo test -p dropsync-shopify`.
+//! Run with the sandbox up: `.venv/bin/python tests/tools/services.py -- cargo test -p dropsync-tests --test integration shopify_documents::`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,7 +18,7 @@ fn sandbox() -> String {
         .map(|s| s.trim_end_matches('/').to_owned())
         .expect(
             "DROPSYNC_SHOPIFY_SANDBOX is not set: run the tests through \
-             `.venv/bin/python tests/tools/services.py --sandboxes shopify -- cargo test -p dropsync-shopify`",
+             `.venv/bin/python tests/tools/services.py -- cargo test -p dropsync-tests --test integration shopify_documents::`",
         )
 }
 

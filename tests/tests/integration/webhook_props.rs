@@ -10,7 +10,7 @@
     clippy::panic
 )]
 
-mod webhook_support;
+use crate::webhook_support;
 
 use dropsync_app::webhook::WebhookService;
 use dropsync_shopify::admin::AdminClient;

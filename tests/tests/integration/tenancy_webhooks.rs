@@ -2,7 +2,7 @@
 //! webhook secret verifies deliveries for that shop only, a verified delivery writes under its
 //! own shop's keys only, and `shop/redact` of one shop leaves every other shop's data intact.
 //!
-//! Run: `.venv/bin/python tests/tools/services.py -- cargo test -p dropsync-tests --test tenancy_webhooks`.
+//! Run: `.venv/bin/python tests/tools/services.py -- cargo test -p dropsync-tests --test integration tenancy_webhooks::`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,7 +10,7 @@
     clippy::panic
 )]
 
-mod hostile_support;
+use crate::hostile_support;
 
 use hostile_support::*;
 use serde_json::json;
