@@ -7,10 +7,12 @@
 
 mod codec;
 mod error;
+mod sessions;
 mod shops;
 
 pub use codec::{SHARDS, order_pk, shard_of};
 pub use error::StoreError;
+pub use sessions::SessionRecord;
 pub use shops::{AeTokenRecord, ShopRecord};
 
 use aws_sdk_dynamodb::Client;
