@@ -52,7 +52,9 @@ FUNCTIONS = {
     "ApiFunction": {
         "binary": "api",
         "grants": {
-            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"})),
+            # DeleteItem: the dashboard's sign-out deletes its session.
+            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                       "dynamodb:DeleteItem"})),
             ("OrdersTable/index/gsi1", frozenset({"dynamodb:Query"})),
             ("OrdersTable/index/gsi2", frozenset({"dynamodb:Query"})),
             ("OrdersTable/index/gsi3", frozenset({"dynamodb:Query"})),
@@ -295,6 +297,8 @@ def test_the_http_api_routes_and_throttling(t):
         ("POST", "/webhooks/shopify"): "ShopifyWebhookFunction",
         ("GET", "/health"): "ApiFunction",
         ("ANY", "/shops/{proxy+}"): "ApiFunction",
+        ("ANY", "/app"): "ApiFunction",
+        ("ANY", "/app/{proxy+}"): "ApiFunction",
     }
 
 
