@@ -70,25 +70,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
         let expires_ms = stored
             .map(|t| t.refresh_expire_time_ms.unwrap_or(t.expire_time_ms))
             .or(ae.expire_time);
-        let (countdown, urgent) = match expires_ms {
-            None => (None, false),
-            Some(at) => {
-                let left_h = (at - now_ms()) / 3_600_000;
-                if left_h < 0 {
-                    (
-                        Some("The authorization has expired: re-authorize now.".to_owned()),
-                        true,
-                    )
-                } else if left_h < 48 {
-                    (Some(format!("Re-authorize within {left_h} hours.")), true)
-                } else {
-                    (
-                        Some(format!("Re-authorize within {} days.", left_h / 24)),
-                        left_h < 7 * 24,
-                    )
-                }
-            }
-        };
+        let (countdown, urgent) = views::reauth_countdown(expires_ms, now_ms());
         views::AliexpressConnection {
             configured: true,
             countdown,

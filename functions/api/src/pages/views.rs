@@ -319,6 +319,28 @@ pub struct ShopsPage {
     pub admin: bool,
 }
 
+/// The re-authorize reminder for an AliExpress authorization that expires at `expires_ms`, and
+/// whether it is urgent (under a week).
+pub fn reauth_countdown(expires_ms: Option<i64>, now_ms: i64) -> (Option<String>, bool) {
+    let Some(at) = expires_ms else {
+        return (
+            Some("dropsync warns here as soon as AliExpress asks for a new authorization.".into()),
+            false,
+        );
+    };
+    let left_h = (at - now_ms).div_euclid(3_600_000);
+    if at <= now_ms {
+        (Some("The authorization has expired: re-authorize now.".into()), true)
+    } else if left_h < 48 {
+        (Some(format!("Re-authorize within {left_h} hours.")), true)
+    } else {
+        (
+            Some(format!("Re-authorize within {} days.", left_h / 24)),
+            left_h < 7 * 24,
+        )
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AliexpressConnection {
     pub configured: bool,
@@ -608,4 +630,54 @@ pub struct ErrorPage {
     pub chrome: Chrome,
     pub heading: String,
     pub text: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reauthorize_countdown_counts_days_then_hours_then_says_expired() {
+        let now = 1_767_225_600_000;
+        let h = 3_600_000;
+        assert_eq!(
+            reauth_countdown(Some(now + 30 * 24 * h), now),
+            (Some("Re-authorize within 30 days.".into()), false)
+        );
+        assert_eq!(reauth_countdown(Some(now + 3 * 24 * h), now).1, true);
+        assert_eq!(
+            reauth_countdown(Some(now + 5 * h), now).0.as_deref(),
+            Some("Re-authorize within 5 hours.")
+        );
+        assert_eq!(
+            reauth_countdown(Some(now - h), now),
+            (
+                Some("The authorization has expired: re-authorize now.".into()),
+                true
+            )
+        );
+        assert!(!reauth_countdown(None, now).1);
+    }
+
+    #[test]
+    fn timestamps_read_as_utc_minutes() {
+        assert_eq!(when(1_767_225_600_123), "2026-01-01 00:00 UTC");
+        assert_eq!(when(951_782_400_000 + 3_660_000), "2000-02-29 01:01 UTC");
+        assert_eq!(when(0), "");
+    }
+
+    #[test]
+    fn tracking_links_fill_in_the_number_and_encode_anything_odd() {
+        assert_eq!(
+            tracking_url("https://t.example/?n={number}", "LP00123&x=1"),
+            "https://t.example/?n=LP00123%26x%3D1"
+        );
+    }
+
+    #[test]
+    fn failure_advice_follows_the_cause() {
+        assert!(failure_advice("IllegalAccessToken").contains("re-authorize"));
+        assert!(failure_advice("INVENTORY_HOLD_ERROR").contains("out of stock"));
+        assert!(failure_advice("B_DROPSHIPPER_DELIVERY_ADDRESS_CITY").contains("address"));
+    }
 }
