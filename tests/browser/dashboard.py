@@ -151,6 +151,7 @@ def run(d, c):
              and page.locator("#ae-h + .row .muted").count() >= 1,
              "AliExpress shows its re-authorize button and reminder")
         seen_html.append(page.content())
+        shoot(page, "shops-desktop")
 
         # Orders: tabs and counts against the JSON API.
         visit(f"{base}/app/shops/{shop}/orders")
