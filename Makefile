@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SERVICES := $(PY) tests/tools/services.py
 
-.PHONY: test lint venv clean-venv local demo bench lint-infra
+.PHONY: test lint venv clean-venv local demo bench lint-infra browser-deps
 
 venv: $(VENV)/.installed
 
@@ -17,10 +17,20 @@ $(VENV)/.installed: tests/requirements.txt
 
 # The whole test suite: starts the emulator and the sandboxes on free loopback ports, runs the
 # Rust tests against them (every crate's own tests, then the one integration binary), stops them;
-# then the sandboxes' own tests and the end-to-end tests of the local stack.
-test: venv
+# then the sandboxes' own tests, the end-to-end tests of the local stack and the dashboard's
+# browser tests.
+test: venv browser-deps
 	$(SERVICES) -- cargo test --workspace --locked --no-fail-fast
-	PYTHONPATH=tests/sandbox:tests/tools $(PY) -m pytest -q -p no:cacheprovider tests/sandbox/tests tests/tools
+	PYTHONPATH=tests/sandbox:tests/tools $(PY) -m pytest -q -p no:cacheprovider tests/sandbox/tests tests/tools tests/browser
+
+# The dashboard's browser tests: Debian's chromium (driven by Playwright from .venv, never a
+# browser download of its own) and axe-core from npm, pinned in tests/browser/package-lock.json.
+browser-deps: tests/browser/node_modules/.installed
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+tests/browser/node_modules/.installed: tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund
+	touch $@
 
 # The fast tier: every crate's unit and in-process tests, no emulator and no sandboxes (the
 # integration binary in tests/ is the only target that needs them).
@@ -35,9 +45,10 @@ local: venv
 	$(SERVICES) --local -- cargo run -q -p dropsync-local
 
 # The story end to end on embedded defaults, no credentials: see tests/tools/demo.py.
+# KEEP=1 leaves the stack running after the story so the dashboard can be explored (Ctrl-C stops it).
 demo: venv
 	cargo build -p dropsync-local
-	$(SERVICES) --local --sandboxes shopify,aliexpress -- $(PY) tests/tools/demo.py
+	$(SERVICES) --local --sandboxes shopify,aliexpress -- $(PY) tests/tools/demo.py $(if $(KEEP),--keep)
 
 # Every benchmark; rewrites BENCHMARKS.md and target/bench/results.json.
 bench: venv

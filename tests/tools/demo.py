@@ -7,7 +7,8 @@ that does not email its customers); AliExpress orders are linked through the mer
 sandbox AliExpress pays and ships them in packages (with a rate-limit ban on the way); manual syncs
 run; the tracking pusher fulfils in the sandbox Shopify. It prints the DSers-style tabs as they
 change and a summary of what Shopify received, checks every order ended in the tab it should, and
-exits 0 (or 1 with the reason).
+exits 0 (or 1 with the reason). With `--keep` (`make demo KEEP=1`) the stack stays up afterwards so
+the dashboard it prints can be explored; Ctrl-C stops it.
 """
 import json
 import os
@@ -284,9 +285,21 @@ def story(d):
 
 
 def main():
+    keep = "--keep" in sys.argv[1:]
     proc, base = start_stack()
     try:
-        return story(Demo(base))
+        d = Demo(base)
+        print(f"\nDashboard: {base}/app — sign in with the admin token {d.creds['admin_token']}", flush=True)
+        code = story(d)
+        if keep:
+            print(f"\nThe stack keeps running (--keep). Dashboard: {base}/app\n"
+                  f"Sign-in token: {d.creds['admin_token']}\nPress Ctrl-C to stop.", flush=True)
+            try:
+                while proc.poll() is None:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+        return code
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

@@ -52,10 +52,13 @@ FUNCTIONS = {
     "ApiFunction": {
         "binary": "api",
         "grants": {
-            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"})),
+            # DeleteItem: the dashboard's sign-out deletes its session.
+            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                       "dynamodb:DeleteItem"})),
             ("OrdersTable/index/gsi1", frozenset({"dynamodb:Query"})),
             ("OrdersTable/index/gsi2", frozenset({"dynamodb:Query"})),
             ("OrdersTable/index/gsi3", frozenset({"dynamodb:Query"})),
+            ("OrdersTable/index/gsi4", frozenset({"dynamodb:Query"})),
             ("TrackingQueue", frozenset({"sqs:SendMessage"})),
         },
     },
@@ -295,6 +298,8 @@ def test_the_http_api_routes_and_throttling(t):
         ("POST", "/webhooks/shopify"): "ShopifyWebhookFunction",
         ("GET", "/health"): "ApiFunction",
         ("ANY", "/shops/{proxy+}"): "ApiFunction",
+        ("ANY", "/app"): "ApiFunction",
+        ("ANY", "/app/{proxy+}"): "ApiFunction",
     }
 
 
@@ -367,6 +372,9 @@ def test_the_table_keeps_its_data_safe(t):
     assert gsis["gsi1"]["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["shop", "order_id"]}
     assert gsis["gsi2"]["Projection"] == {"ProjectionType": "ALL"}
     assert gsis["gsi3"]["Projection"] == {"ProjectionType": "ALL"}
+    # The tabs' counts read keys only, over gsi2's keys.
+    assert gsis["gsi4"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert gsis["gsi4"]["KeySchema"] == gsis["gsi2"]["KeySchema"]
 
 
 def test_the_outputs_a_merchant_needs(t):

@@ -6,6 +6,7 @@
 //! Errors become JSON `{"error": ...}` answers in one place ([`ApiError::response`]); a 5xx
 //! never carries internals.
 
+pub mod pages;
 pub mod view;
 
 use dropsync_aliexpress::AliExpressApi;
@@ -338,6 +339,10 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Result<Option<&'a str>
 impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
     /// Answers one request.
     pub async fn handle(&self, req: Request) -> Response<Body> {
+        let path = req.uri().path();
+        if path == "/app" || path.starts_with("/app/") {
+            return self.handle_app(&req).await;
+        }
         match self.dispatch(&req).await {
             Ok(res) => res,
             Err(e) => e.response(),
@@ -562,7 +567,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
     }
 }
 
-fn validate_settings(s: &ShopSettings) -> Result<(), ApiError> {
+pub(crate) fn validate_settings(s: &ShopSettings) -> Result<(), ApiError> {
     let t = &s.tracking_url_template;
     if !(t.starts_with("https://") && t.contains("{number}") && t.len() <= 512) {
         return Err(ApiError::BadRequest(

@@ -7,10 +7,12 @@
 
 mod codec;
 mod error;
+mod sessions;
 mod shops;
 
 pub use codec::{SHARDS, order_pk, shard_of};
 pub use error::StoreError;
+pub use sessions::SessionRecord;
 pub use shops::{AeTokenRecord, ShopRecord};
 
 use aws_sdk_dynamodb::Client;
@@ -489,37 +491,51 @@ impl Store {
         Ok(page)
     }
 
-    /// How many orders each tab holds.
+    /// How many orders each tab holds. The eight tabs are counted at once, on a keys-only index,
+    /// so a page with its counts waits for the keys of the largest tab only.
     pub async fn count_by_status(
         &self,
         shop: &ShopDomain,
     ) -> Result<Vec<(OrderStatus, u64)>, StoreError> {
-        let mut out = Vec::new();
-        for status in OrderStatus::ALL {
-            let mut total = 0u64;
-            let mut start = None;
-            loop {
-                let page = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name("gsi2")
-                    .key_condition_expression("gsi2pk = :p")
-                    .expression_attribute_values(":p", s(tab_pk(shop, status)))
-                    .select(Select::Count)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(error::sdk)?;
-                total += u64::try_from(page.count()).unwrap_or(0);
-                start = page.last_evaluated_key().cloned();
-                if start.is_none() {
-                    break;
-                }
-            }
-            out.push((status, total));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, status) in OrderStatus::ALL.into_iter().enumerate() {
+            let store = self.clone();
+            let pk = tab_pk(shop, status);
+            tasks.spawn(async move { (i, status, store.count_tab(pk).await) });
         }
-        Ok(out)
+        let mut out: Vec<(usize, OrderStatus, u64)> = Vec::with_capacity(OrderStatus::ALL.len());
+        while let Some(joined) = tasks.join_next().await {
+            let (i, status, n) =
+                joined.map_err(|e| StoreError::Other(format!("count task: {e}")))?;
+            out.push((i, status, n?));
+        }
+        out.sort_by_key(|(i, _, _)| *i);
+        Ok(out.into_iter().map(|(_, s, n)| (s, n)).collect())
+    }
+
+    /// Counts one tab on gsi4 (gsi2's keys, projected keys-only).
+    async fn count_tab(&self, pk: String) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi4")
+                .key_condition_expression("gsi2pk = :p")
+                .expression_attribute_values(":p", s(pk.clone()))
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(error::sdk)?;
+            total += u64::try_from(page.count()).unwrap_or(0);
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(total);
+            }
+        }
     }
 
     /// One page of the open-supplier-order index for one shard: `(shop, order id)` keys.
