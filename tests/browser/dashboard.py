@@ -273,8 +273,6 @@ def run(d, c):
         c.ok(rp.locator("input[name=token]").count() == 1 and "#1002" not in rp.content(),
              "the old cookie no longer opens any page")
         replay.close()
-
-        # A shop token sees its own shop only.
         browser.close()
 
 

@@ -232,3 +232,29 @@ async fn a_wrong_token_or_a_forged_cookie_signs_nobody_in() {
         .await;
     assert_eq!(page.status, 303);
 }
+
+#[tokio::test]
+async fn the_stylesheet_is_cached_for_a_year_and_never_touches_cookies() {
+    let f = fixture().await;
+    let page = f.call("GET", "/app", None, "").await;
+    let at = page.body.find("/app/static/app.").unwrap();
+    let href = &page.body[at..at + page.body[at..].find('"').unwrap()];
+    assert!(href.ends_with(".css"));
+    let flash = "ds_flash=whatever.0000";
+    let css = f.call("GET", href, Some(flash), "").await;
+    assert_eq!(css.status, 200);
+    assert!(
+        css.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+    assert!(
+        css.headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=31536000")
+    );
+    assert!(css.headers.get("set-cookie").is_none());
+    assert!(css.body.contains(":focus-visible"));
+}

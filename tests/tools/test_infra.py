@@ -10,7 +10,7 @@ def test_the_extracted_table_has_the_keys_and_indexes_of_the_template():
     out = infra.extract(os.path.join(ROOT, "template.yaml"))
     table = out["tables"]["OrdersTable"]
     assert [k["AttributeName"] for k in table["KeySchema"]] == ["pk", "sk"]
-    assert {g["IndexName"] for g in table["GlobalSecondaryIndexes"]} == {"gsi1", "gsi2", "gsi3"}
+    assert {g["IndexName"] for g in table["GlobalSecondaryIndexes"]} == {"gsi1", "gsi2", "gsi3", "gsi4"}
     assert table["TimeToLiveAttribute"] == "expires_at"
     q = out["queues"]["TrackingQueue"]
     assert q["DeadLetterQueue"] == "TrackingDeadLetterQueue"

@@ -205,9 +205,13 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
             });
         let had_flash = session::cookie(req.headers(), FLASH_COOKIE).is_some();
         let path = req.uri().path().to_owned();
-        let mut res = if let Some(asset) = path.strip_prefix("/app/static/") {
-            static_asset(req.method(), asset)
-        } else {
+        // Assets are shared and cached: they never read or set a cookie.
+        if let Some(asset) = path.strip_prefix("/app/static/") {
+            let mut res = static_asset(req.method(), asset);
+            security_headers(&mut res);
+            return res;
+        }
+        let mut res = {
             match self.app_dispatch(req, &keys, flash.clone()).await {
                 Ok(Outcome::Page(body)) => html(StatusCode::OK, body, true),
                 Ok(Outcome::Redirect(to, msg, cookies)) => {
