@@ -18,6 +18,7 @@ mod webhook_support;
 
 mod aliexpress_sandbox;
 mod api;
+mod dashboard;
 mod hostile_http;
 mod log_hygiene;
 mod poller_continuation;
