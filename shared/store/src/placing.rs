@@ -45,8 +45,10 @@ fn decode_mapping(item: &Item) -> Result<VariantMapping, StoreError> {
 /// Who an AliExpress order id belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ownership {
-    /// Now (or already) owned by the order that asked.
-    Ours,
+    /// Now owned by the order that asked (it was unowned).
+    Claimed,
+    /// Already owned by the order that asked.
+    AlreadyOurs,
     /// Owned by another order (of this or another shop): nothing was written.
     Elsewhere { shop: String, order_id: u64 },
 }
@@ -189,11 +191,15 @@ impl Store {
             .condition_expression("attribute_not_exists(pk) OR (shop = :shop AND order_id = :id)")
             .expression_attribute_values(":shop", s(shop.as_str()))
             .expression_attribute_values(":id", n(order_id))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match res {
-            Ok(_) => Ok(Ownership::Ours),
+            Ok(out) if out.attributes().is_some_and(|a| !a.is_empty()) => {
+                Ok(Ownership::AlreadyOurs)
+            }
+            Ok(_) => Ok(Ownership::Claimed),
             Err(aws_sdk_dynamodb::error::SdkError::ServiceError(se))
                 if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) =>
             {
@@ -211,6 +217,36 @@ impl Store {
                     _ => 0,
                 };
                 Ok(Ownership::Elsewhere { shop, order_id })
+            }
+            Err(e) => Err(error::sdk(e)),
+        }
+    }
+
+    /// Gives up ownership of an AliExpress order id, only if `(shop, order_id)` owns it (a link
+    /// that claimed it and then could not be made).
+    pub async fn release_aliexpress_order(
+        &self,
+        shop: &ShopDomain,
+        order_id: u64,
+        ae_order_id: u64,
+    ) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("AEORDER#{ae_order_id}")))
+            .key("sk", s("OWNER"))
+            .condition_expression("shop = :shop AND order_id = :id")
+            .expression_attribute_values(":shop", s(shop.as_str()))
+            .expression_attribute_values(":id", n(order_id))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(se))
+                if se.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(())
             }
             Err(e) => Err(error::sdk(e)),
         }
