@@ -108,7 +108,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The placement service as the API sees it (object-safe, so the router needs no more type
 /// parameters).
-pub trait Placer: Send + Sync {
+pub trait Placer: Send + Sync + std::fmt::Debug {
     /// Places the order's paid, mapped line items that have no supplier order yet.
     fn place<'a>(
         &'a self,
@@ -133,7 +133,11 @@ pub struct PlaceService<P, S> {
     pub credentials: Arc<Credentials>,
 }
 
-impl<P: AliExpressPlacing + 'static, S: AddressSource + 'static> Placer for PlaceService<P, S> {
+impl<P, S> Placer for PlaceService<P, S>
+where
+    P: AliExpressPlacing + std::fmt::Debug + 'static,
+    S: AddressSource + std::fmt::Debug + 'static,
+{
     fn place<'a>(
         &'a self,
         shop: &'a ShopDomain,
