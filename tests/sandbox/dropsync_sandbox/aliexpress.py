@@ -1442,6 +1442,8 @@ class AliExpressSandbox:
                     "message": str(data.get("message", "Inventory hold failed")),
                     "status": int(_number(data.get("status", 504), "status")),
                     "delay_ms": int(_number(data.get("delay_ms", 0), "delay_ms")),
+                    # Only creates whose out_order_id starts with this (tests running side by side).
+                    "out_order_id_prefix": str(data.get("out_order_id_prefix", "")),
                 }
                 self.create_faults.append(fault)
                 return {"faults": list(self.create_faults)}
@@ -1593,11 +1595,11 @@ class AliExpressSandbox:
             log.update(outcome="rejected", error_code=code)
             return {"is_success": False, "error_code": code, "error_msg": msg}
 
-        fault = self.create_faults[0] if self.create_faults else None
+        fault = next((f for f in self.create_faults if out_order_id.startswith(f["out_order_id_prefix"])), None)
         if fault is not None:
             fault["times"] -= 1
             if fault["times"] <= 0:
-                self.create_faults.pop(0)
+                self.create_faults.remove(fault)
             if fault["mode"] == "business_error":
                 return fail(fault["code"], fault["message"])
             if fault["mode"] == "isp_error":

@@ -179,7 +179,7 @@ def test_auto_pay_failing_still_creates_the_order(ae):
 
 def test_a_lost_answer_still_creates_the_order_and_a_resend_is_repeated(ae):
     c = ae.client()
-    ae.admin("POST", "/_admin/faults/order-create", {"mode": "lose_answer", "status": 504})
+    ae.admin("POST", "/_admin/faults/order-create", {"mode": "lose_answer", "status": 504, "out_order_id_prefix": "1007-"})
     param = {"out_order_id": "1007-s-1", "logistics_address": US_ADDRESS, "product_items": [item(BRUSH, "")]}
     status, _ = c.call(METHOD_ORDER_CREATE, {"param_place_order_request4_open_api_d_t_o": json.dumps(param)})
     assert status == 504
@@ -212,3 +212,11 @@ def test_payment_is_a_sandbox_action(ae):
 def test_a_missing_order_parameter_is_a_gateway_error(ae):
     status, body = ae.client().call(METHOD_ORDER_CREATE, {})
     assert body["error_response"]["code"] == "MissingParameter"
+
+
+def test_a_fault_with_a_prefix_only_hits_matching_out_order_ids(ae):
+    c = ae.client()
+    ae.admin("POST", "/_admin/faults/order-create", {"mode": "business_error", "code": "X_FAULT",
+                                                     "out_order_id_prefix": "2001-"})
+    assert create(c, "2002-1", [item(BRUSH, "")])["is_success"] is True
+    assert create(c, "2001-1", [item(BRUSH, "")])["error_code"] == "X_FAULT"
