@@ -446,7 +446,10 @@ async fn settings_round_trip_and_unknown_or_invalid_fields_are_400() {
             .0,
         200
     );
-    assert_eq!(fx.call("GET", &path, Some(ADMIN), b"").await.1, new);
+    // Fields the request left out come back with their defaults.
+    let mut expected = new.clone();
+    expected["auto_place"] = json!(false);
+    assert_eq!(fx.call("GET", &path, Some(ADMIN), b"").await.1, expected);
     for bad in [
         json!({"notify_customer": true, "surprise": 1}),
         json!({"notify_customer": "yes"}),
@@ -462,7 +465,10 @@ async fn settings_round_trip_and_unknown_or_invalid_fields_are_400() {
             "{bad}"
         );
     }
-    assert_eq!(fx.call("GET", &path, Some(ADMIN), b"").await.1, new);
+    // Fields the request left out come back with their defaults.
+    let mut expected = new.clone();
+    expected["auto_place"] = json!(false);
+    assert_eq!(fx.call("GET", &path, Some(ADMIN), b"").await.1, expected);
 }
 
 #[tokio::test]

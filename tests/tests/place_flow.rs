@@ -37,6 +37,8 @@ struct Fx {
     shop: ShopDomain,
     ae_base: String,
     ae: Arc<IopClient>,
+    admin: Arc<AdminClient>,
+    credentials: Arc<dropsync_app::Credentials>,
 }
 
 fn us_address(phone: Option<&str>) -> Value {
@@ -105,7 +107,7 @@ async fn fixture() -> Fx {
     let place: Arc<dyn Placer> = Arc::new(PlaceService {
         store: store.clone(),
         ae: ae.clone(),
-        shopify: admin,
+        shopify: admin.clone(),
         credentials: creds.clone(),
     });
     let conf = aws_config().await;
@@ -128,10 +130,12 @@ async fn fixture() -> Fx {
     Fx {
         api: Arc::new(Api {
             store: store.clone(),
-            credentials: creds,
+            credentials: creds.clone(),
             sync: Some(sync),
             place: Some(place),
         }),
+        admin,
+        credentials: creds,
         store,
         shop,
 
@@ -639,7 +643,7 @@ async fn bulk_placement_answers_each_order_independently() {
 }
 
 #[tokio::test]
-async fn a_placed_order_runs_paid_shipped_and_synced_through_the_existing_paths() {
+async fn a_placed_order_runs_paid_shipped_pushed_and_fulfilled_through_the_existing_paths() {
     let fx = fixture().await;
     let v = variant();
     fx.map(v, BRUSH, BRUSH_SKU).await;
@@ -680,6 +684,27 @@ async fn a_placed_order_runs_paid_shipped_and_synced_through_the_existing_paths(
     let pkg = &order["supplier_orders"][0]["packages"][0];
     assert_eq!(pkg["tracking_number"], format!("YT{id}"));
     assert_eq!(pkg["pushed_to_shopify"], false);
+    // The tracking pusher handles the package's message as it would from the queue.
+    let pusher = dropsync_app::push::PushService {
+        store: fx.store.clone(),
+        admin: fx.admin.clone(),
+        credentials: fx.credentials.clone(),
+    };
+    let ae: u64 = ae_id.parse().unwrap();
+    let msg = dropsync_app::queue::PushMessage::new(&fx.shop, id, ae, &format!("YT{id}"));
+    pusher.handle(&msg, id, ae).await.unwrap();
+    let (_, order) = fx
+        .call(
+            "GET",
+            &format!("/shops/{}/orders/{id}", fx.shop),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(order["status"], "fulfilled", "{order}");
+    assert_eq!(
+        order["supplier_orders"][0]["packages"][0]["pushed_to_shopify"],
+        true
+    );
 }
 
 #[tokio::test]

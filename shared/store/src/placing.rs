@@ -251,4 +251,19 @@ impl Store {
             Err(e) => Err(error::sdk(e)),
         }
     }
+
+    /// Deletes every mapping of a shop (`shop/redact`); returns how many.
+    pub async fn delete_mappings(&self, shop: &ShopDomain) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        loop {
+            let page = self.list_mappings(shop, None, 100).await?;
+            if page.items.is_empty() {
+                return Ok(deleted);
+            }
+            for m in &page.items {
+                self.delete_mapping(shop, m.variant_id).await?;
+                deleted += 1;
+            }
+        }
+    }
 }
