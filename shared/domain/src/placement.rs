@@ -300,6 +300,9 @@ pub fn record_outcome(
             };
             add_supplier_orders(order, aliexpress_order_ids, &lines, items);
             order.placement_failure = None;
+            // With a supplier order the order is no longer `failed`; a failure of another seller
+            // stays visible on its placement.
+            order.failed = None;
             let cause = format!("placed on AliExpress as {out_id}");
             crate::ops::settle_status(order, &cause, now_ms);
         }
