@@ -541,7 +541,7 @@ async fn mappings_page_with_a_cursor_hold_bundles_and_are_deleted() {
             json!({"rows": [
                 {"aliexpress_product_id": BOTTLE, "aliexpress_sku_id": BOTTLE_SILVER, "quantity": 2},
                 {"aliexpress_product_id": BRUSH, "aliexpress_sku_id": BRUSH_SKU, "shipping_method": "EMS",
-                 "ship_to_countries": ["us"]}]}),
+                 "ship_to_countries": ["US"]}]}),
         )
         .await;
     assert_eq!(status, 200, "{bundle}");

@@ -214,7 +214,9 @@ fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
                 method == Method::PUT || method == Method::DELETE,
                 "PUT, DELETE",
             )?;
-            Ok(Route::Mapping(parse_shop(shop)?, parse_order_id(variant)?))
+            let variant = parse_order_id(variant)
+                .map_err(|_| ApiError::BadRequest("invalid variant id".into()))?;
+            Ok(Route::Mapping(parse_shop(shop)?, variant))
         }
         ["shops", shop, "orders", id] => {
             allow(method == Method::GET, "GET")?;

@@ -33,8 +33,14 @@ struct RowIn {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum MappingIn {
-    Rows { rows: Vec<RowIn> },
+    Rows(RowsIn),
     One(RowIn),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RowsIn {
+    rows: Vec<RowIn>,
 }
 
 fn row_json(r: &MappingRow) -> Value {
@@ -91,7 +97,7 @@ pub async fn put(
 ) -> Result<Response<Body>, ApiError> {
     let input: MappingIn = body_json(body)?;
     let rows_in = match input {
-        MappingIn::Rows { rows } => rows,
+        MappingIn::Rows(RowsIn { rows }) => rows,
         MappingIn::One(row) => vec![row],
     };
     let rows = rows_in
@@ -113,12 +119,8 @@ pub async fn put(
                 title: String::new(),
                 price: None,
                 quantity: r.quantity.unwrap_or(1),
-                ship_to: r
-                    .ship_to_countries
-                    .into_iter()
-                    .map(|c| c.trim().to_ascii_uppercase())
-                    .collect(),
-                shipping_method: r.shipping_method.filter(|m| !m.trim().is_empty()),
+                ship_to: r.ship_to_countries,
+                shipping_method: r.shipping_method,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
