@@ -70,11 +70,18 @@ async fn main() -> Result<(), Error> {
     let store = wiring::store(&aws, &config);
     let admin = Arc::new(wiring::admin_client(&config)?);
     let queue = Arc::new(wiring::tracking_queue(&aws, &tracking_url));
+    let ae = Arc::new(wiring::iop_client(&config, &credentials, &store)?);
     let sync = Arc::new(SyncService {
         store: store.clone(),
-        ae: Arc::new(wiring::iop_client(&config, &credentials, &store)?),
+        ae: ae.clone(),
         queue: queue.clone(),
         concurrency: config.poll_concurrency,
+    });
+    let place: Arc<dyn dropsync_app::place::Placer> = Arc::new(dropsync_app::place::PlaceService {
+        store: store.clone(),
+        ae,
+        shopify: admin.clone(),
+        credentials: credentials.clone(),
     });
     let local = Arc::new(Local {
         webhook: WebhookService {
@@ -86,6 +93,7 @@ async fn main() -> Result<(), Error> {
             store: store.clone(),
             credentials: credentials.clone(),
             sync: Some(sync.clone()),
+            place: Some(place),
         },
     });
     let pusher = Arc::new(PushService {

@@ -142,6 +142,7 @@ async fn main() {
             "shops": {shop.as_str(): {"access_token": "shpat_bench", "webhook_secrets": ["whsec_bench"]}},
         })),
         sync: None,
+        place: None,
     };
     let res = api
         .handle(apigw_request(

@@ -7,10 +7,12 @@
 //! never carries internals.
 
 pub mod pages;
+pub mod routes;
 pub mod view;
 
 use dropsync_aliexpress::AliExpressApi;
 use dropsync_app::credentials::Access;
+use dropsync_app::place::Placer;
 use dropsync_app::queue::TrackingQueue;
 use dropsync_app::sync::{SyncError, SyncService};
 use dropsync_app::{Credentials, now_ms};
@@ -43,6 +45,9 @@ pub enum ApiError {
     MethodNotAllowed(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// Well-formed but refers to something that does not exist elsewhere (an AliExpress product).
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("request body too large")]
     TooLarge,
     #[error("temporarily unavailable")]
@@ -60,6 +65,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -132,6 +138,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/shops/{shop}/sync"),
     ("GET", "/shops/{shop}/settings"),
     ("PUT", "/shops/{shop}/settings"),
+    ("GET", "/shops/{shop}/mappings"),
+    ("PUT", "/shops/{shop}/mappings/{variant_id}"),
+    ("DELETE", "/shops/{shop}/mappings/{variant_id}"),
+    ("POST", "/shops/{shop}/orders/{order_id}/place"),
+    ("POST", "/shops/{shop}/orders/place"),
 ];
 
 /// A matched route.
@@ -145,6 +156,10 @@ enum Route {
     SyncOrder(ShopDomain, u64),
     SyncShop(ShopDomain),
     Settings(ShopDomain),
+    Mappings(ShopDomain),
+    Mapping(ShopDomain, u64),
+    PlaceOrder(ShopDomain, u64),
+    PlaceBulk(ShopDomain),
 }
 
 fn parse_shop(seg: &str) -> Result<ShopDomain, ApiError> {
@@ -183,6 +198,27 @@ fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
             allow(method == Method::GET, "GET")?;
             Ok(Route::Attention(parse_shop(shop)?))
         }
+        ["shops", shop, "orders", "place"] => {
+            allow(method == Method::POST, "POST")?;
+            Ok(Route::PlaceBulk(parse_shop(shop)?))
+        }
+        ["shops", shop, "orders", id, "place"] => {
+            allow(method == Method::POST, "POST")?;
+            Ok(Route::PlaceOrder(parse_shop(shop)?, parse_order_id(id)?))
+        }
+        ["shops", shop, "mappings"] => {
+            allow(method == Method::GET, "GET")?;
+            Ok(Route::Mappings(parse_shop(shop)?))
+        }
+        ["shops", shop, "mappings", variant] => {
+            allow(
+                method == Method::PUT || method == Method::DELETE,
+                "PUT, DELETE",
+            )?;
+            let variant = parse_order_id(variant)
+                .map_err(|_| ApiError::BadRequest("invalid variant id".into()))?;
+            Ok(Route::Mapping(parse_shop(shop)?, variant))
+        }
         ["shops", shop, "orders", id] => {
             allow(method == Method::GET, "GET")?;
             Ok(Route::Order(parse_shop(shop)?, parse_order_id(id)?))
@@ -209,7 +245,7 @@ fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
 
 /// An id given as a JSON string or number.
 #[derive(Debug, Clone, Copy)]
-struct Id(u64);
+pub(crate) struct Id(pub(crate) u64);
 
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -259,6 +295,8 @@ pub struct Api<A, Q> {
     pub credentials: Arc<Credentials>,
     /// Manual sync (absent when no AliExpress credentials are configured).
     pub sync: Option<Arc<SyncService<A, Q>>>,
+    /// Supplier-order placement and mapping checks (absent without AliExpress credentials).
+    pub place: Option<Arc<dyn Placer>>,
 }
 
 fn body_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
@@ -442,6 +480,26 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                 }
                 Ok(json_response(StatusCode::OK, &v))
             }
+            Route::Mappings(shop) => {
+                self.authorize(req, &shop)?;
+                routes::mappings::list(&self.store, &shop, query).await
+            }
+            Route::Mapping(shop, variant) => {
+                self.authorize(req, &shop)?;
+                if req.method() == Method::DELETE {
+                    return routes::mappings::delete(&self.store, &shop, variant).await;
+                }
+                routes::mappings::put(&self.store, self.place.as_deref(), &shop, variant, body)
+                    .await
+            }
+            Route::PlaceOrder(shop, id) => {
+                self.authorize(req, &shop)?;
+                routes::place::place_one(self.place.as_deref(), &shop, id).await
+            }
+            Route::PlaceBulk(shop) => {
+                self.authorize(req, &shop)?;
+                routes::place::place_bulk(self.place.as_deref(), &shop, body).await
+            }
             Route::Settings(shop) => {
                 self.authorize(req, &shop)?;
                 if req.method() == Method::PUT {
@@ -536,6 +594,20 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
             })
             .collect();
         let ae = req.aliexpress_order_id.0;
+        if self.store.get_order(shop, id).await?.is_none() {
+            return Err(ApiError::NotFound);
+        }
+        // An AliExpress order belongs to one order of one shop: claimed first, so two links of
+        // the same id to different orders cannot both land.
+        let newly_owned = match self.store.claim_aliexpress_order(shop, id, ae).await? {
+            dropsync_store::Ownership::Claimed => true,
+            dropsync_store::Ownership::AlreadyOurs => false,
+            dropsync_store::Ownership::Elsewhere { .. } => {
+                return Err(ApiError::Conflict(format!(
+                    "AliExpress order {ae} is already linked to another order"
+                )));
+            }
+        };
         let mut result: Result<bool, LinkError> = Ok(false);
         let now = now_ms();
         let stored = self
@@ -546,6 +618,9 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
             })
             .await?
             .ok_or(ApiError::NotFound)?;
+        if result.is_err() && newly_owned {
+            self.store.release_aliexpress_order(shop, id, ae).await?;
+        }
         let created = match result {
             Ok(created) => created,
             Err(
@@ -595,7 +670,8 @@ mod tests {
         for (m, p) in ROUTES {
             let path = p
                 .replace("{shop}", "a.myshopify.com")
-                .replace("{order_id}", "1");
+                .replace("{order_id}", "1")
+                .replace("{variant_id}", "2");
             let method: Method = m.parse().unwrap();
             assert!(route(&method, &path).is_ok(), "{m} {p}");
             for other in ["GET", "PUT", "POST", "DELETE", "PATCH"] {

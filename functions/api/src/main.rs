@@ -2,6 +2,7 @@
 //! built at cold start from a credentials file, or on the first invocation from the secret.
 
 use dropsync_api::{Api, ApiError};
+use dropsync_app::place::{PlaceService, Placer};
 use dropsync_app::sync::SyncService;
 use dropsync_app::{Config, Credentials, init_logging, wiring};
 use lambda_http::{Error, Request, service_fn};
@@ -20,23 +21,34 @@ async fn main() -> Result<(), Error> {
             async move {
                 let credentials = Arc::new(Credentials::load(&config.credentials).await?);
                 let store = wiring::store(&aws, &config);
-                let sync = match wiring::iop_client(&config, &credentials, &store) {
-                    Ok(ae) => Some(Arc::new(SyncService {
-                        store: store.clone(),
-                        ae: Arc::new(ae),
-                        queue: Arc::new(wiring::tracking_queue(
-                            &aws,
-                            config.tracking_queue_url.as_deref().unwrap_or_default(),
-                        )),
-                        concurrency: config.poll_concurrency,
-                    })),
-                    Err(wiring::WiringError::NoAliexpress) => None,
+                let (sync, place) = match wiring::iop_client(&config, &credentials, &store) {
+                    Ok(ae) => {
+                        let ae = Arc::new(ae);
+                        let place: Arc<dyn Placer> = Arc::new(PlaceService {
+                            store: store.clone(),
+                            ae: ae.clone(),
+                            shopify: Arc::new(wiring::admin_client(&config)?),
+                            credentials: credentials.clone(),
+                        });
+                        let sync = Arc::new(SyncService {
+                            store: store.clone(),
+                            ae,
+                            queue: Arc::new(wiring::tracking_queue(
+                                &aws,
+                                config.tracking_queue_url.as_deref().unwrap_or_default(),
+                            )),
+                            concurrency: config.poll_concurrency,
+                        });
+                        (Some(sync), Some(place))
+                    }
+                    Err(wiring::WiringError::NoAliexpress) => (None, None),
                     Err(e) => return Err(e.into()),
                 };
                 Ok(Api {
                     store,
                     credentials,
                     sync,
+                    place,
                 })
             }
         })

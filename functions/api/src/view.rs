@@ -4,7 +4,7 @@
 use dropsync_domain::{Order, PushState};
 use serde_json::{Value, json};
 
-fn ms_to_rfc3339(ms: i64) -> Value {
+pub(crate) fn ms_to_rfc3339(ms: i64) -> Value {
     if ms <= 0 {
         return Value::Null;
     }
@@ -32,6 +32,12 @@ fn ms_to_rfc3339(ms: i64) -> Value {
 }
 
 pub fn order_json(o: &Order) -> Value {
+    let mut v = order_json_base(o);
+    crate::routes::place::add_placement_fields(&mut v, o);
+    v
+}
+
+fn order_json_base(o: &Order) -> Value {
     let supplier_orders: Vec<Value> = o
         .supplier_orders
         .iter()

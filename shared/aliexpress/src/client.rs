@@ -9,11 +9,13 @@ use serde_json::Value;
 
 use crate::error::DEFAULT_BAN;
 use crate::limiter::Limiter;
+use crate::place::{self, CreateOutcome, FreightOption, PlaceOrderRequest, ProductAnswer};
 use crate::sign::sign;
 use crate::tokens::{TokenStore, Tokens};
 use crate::wire::{self, TrackingDetail};
 use crate::{
-    AeError, AeOrder, AeTrackingLine, AliExpressApi, METHOD_ORDER_GET, METHOD_TRACKING_GET,
+    AeError, AeOrder, AeTrackingLine, AliExpressApi, AliExpressPlacing, METHOD_ORDER_GET,
+    METHOD_TRACKING_GET,
 };
 
 /// The `/rest` path of the token refresh; also the prefix of its signature.
@@ -251,6 +253,16 @@ impl Drop for PendingRefresh<'_> {
     }
 }
 
+/// The system parameters of a `/sync` call (besides key, time and signature).
+fn sync_system(method: &str, session: &str) -> Vec<(String, String)> {
+    pairs(&[
+        ("method", method),
+        ("session", session),
+        ("simplify", "true"),
+        ("format", "json"),
+    ])
+}
+
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
     items
         .iter()
@@ -338,12 +350,32 @@ impl IopClient {
         business: &[(String, String)],
         ae_order_id: u64,
     ) -> Result<Value, AeError> {
+        self.sync_call_with(method, business, ae_order_id, |body| {
+            wire::sync_result(body, method)
+        })
+        .await
+    }
+
+    /// Like [`IopClient::sync_call`], with the answer read by `parse` (whose errors are
+    /// classified and retried like the gateway's). Not for `order.create`: see
+    /// [`IopClient::create_once`].
+    async fn sync_call_with<T, P>(
+        &self,
+        method: &'static str,
+        business: &[(String, String)],
+        ae_order_id: u64,
+        parse: P,
+    ) -> Result<T, AeError>
+    where
+        P: Fn(&[u8]) -> Result<T, AeError> + Send + Sync,
+        T: Send,
+    {
         let mut attempt: u32 = 0;
         let mut token_retried = false;
         loop {
             attempt += 1;
             self.ensure_tokens().await?;
-            let (outcome, used_token) = self.send_sync_once(method, business).await;
+            let (outcome, used_token) = self.send_sync_once(method, business, &parse).await;
             let err = match outcome {
                 Ok(result) => return Ok(result),
                 Err(err) => err,
@@ -418,41 +450,95 @@ impl IopClient {
 
     /// One signed `/sync` attempt through the limiter. Also returns the access token it used,
     /// so a refusal can tell whether someone refreshed in the meantime.
-    async fn send_sync_once(
+    async fn send_sync_once<T>(
         &self,
         method: &str,
         business: &[(String, String)],
-    ) -> (Result<Value, AeError>, String) {
-        let slot = loop {
+        parse: &(impl Fn(&[u8]) -> Result<T, AeError> + Sync),
+    ) -> (Result<T, AeError>, String) {
+        let slot = match self.sync_slot().await {
+            Ok(slot) => slot,
+            Err(e) => return (Err(e), String::new()),
+        };
+        // Read after waiting for the slot: a refresh may have happened meanwhile.
+        let session = self.access_token();
+        let outcome = self
+            .post_signed(
+                "/sync",
+                None,
+                sync_system(method, &session),
+                business.to_vec(),
+            )
+            .await
+            .and_then(|body| parse(&body));
+        drop(slot);
+        (outcome, session)
+    }
+
+    /// A limiter slot for a `/sync` call, taken when no token refresh is pending.
+    async fn sync_slot(&self) -> Result<crate::limiter::Slot<'_>, AeError> {
+        loop {
             if self.refresh_pending.load(Ordering::Acquire) {
                 // The refresher holds the gate until it is done.
                 drop(self.token_gate.lock().await);
             }
-            let slot = match self.limiter.acquire().await {
-                Ok(slot) => slot,
-                Err(e) => return (Err(e), String::new()),
-            };
+            let slot = self.limiter.acquire().await?;
             if !self.refresh_pending.load(Ordering::Acquire) {
-                break slot;
+                return Ok(slot);
             }
             // A refresh started while we waited: give the slot (and the concurrency permit the
             // refresh may need) back rather than send a token about to die.
             drop(slot);
-        };
-        // Read after waiting for the slot: a refresh may have happened meanwhile.
-        let session = self.access_token();
-        let system = pairs(&[
-            ("method", method),
-            ("session", &session),
-            ("simplify", "true"),
-            ("format", "json"),
-        ]);
-        let outcome = self
-            .post_signed("/sync", None, system, business.to_vec())
-            .await
-            .and_then(|body| wire::sync_result(&body, method));
-        drop(slot);
-        (outcome, session)
+        }
+    }
+
+    /// One `order.create`, never repeated once it may have reached AliExpress: only a gateway
+    /// refusal (a rate limit, a refused token) is retried, because then nothing was processed.
+    /// A timeout, a 5xx or an unreadable answer is [`CreateOutcome::Unknown`].
+    async fn create_once(&self, req: &PlaceOrderRequest) -> Result<CreateOutcome, AeError> {
+        let business = place::order_create_params(req);
+        let mut attempt: u32 = 0;
+        let mut token_retried = false;
+        loop {
+            attempt += 1;
+            self.ensure_tokens().await?;
+            let slot = self.sync_slot().await?;
+            let session = self.access_token();
+            let sent = self
+                .post_signed(
+                    "/sync",
+                    None,
+                    sync_system(place::METHOD_ORDER_CREATE, &session),
+                    business.clone(),
+                )
+                .await;
+            drop(slot);
+            let err = match sent {
+                Ok(body) => match place::parse_order_create(&body) {
+                    Ok(outcome) => return Ok(outcome),
+                    Err(e) => e,
+                },
+                // Sent, and no readable answer: it may have been created.
+                Err(AeError::Retryable(reason)) => {
+                    tracing::warn!(out_order_id = %req.out_order_id, reason = %reason, "order.create outcome unknown");
+                    return Ok(CreateOutcome::Unknown { reason });
+                }
+                Err(e) => e,
+            };
+            if err == AeError::InvalidToken && !token_retried {
+                token_retried = true;
+                self.refresh_after_rejection(&session).await?;
+                attempt -= 1;
+                continue;
+            }
+            match (&err, self.plan_retry(&err, attempt)) {
+                (AeError::RateLimited { .. }, Some(wait)) => {
+                    Counters::bump(&self.counters.retries);
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return Err(err),
+            }
+        }
     }
 
     /// Signs and sends one request: `system` params (plus `app_key`, `timestamp`, `sign_method`,
@@ -754,6 +840,41 @@ impl AliExpressApi for IopClient {
             .tracking_details(ae_order_id)
             .await?
             .map(|details| details.into_iter().map(|d| d.line).collect()))
+    }
+}
+
+impl AliExpressPlacing for IopClient {
+    async fn product_get(
+        &self,
+        product_id: u64,
+        ship_to_country: &str,
+    ) -> Result<ProductAnswer, AeError> {
+        let business = place::product_get_params(product_id, ship_to_country);
+        self.sync_call_with(place::METHOD_PRODUCT_GET, &business, 0, |body| {
+            place::parse_product_get(body, product_id)
+        })
+        .await
+    }
+
+    async fn freight_query(
+        &self,
+        product_id: u64,
+        sku_id: &str,
+        quantity: u32,
+        ship_to_country: &str,
+    ) -> Result<Vec<FreightOption>, AeError> {
+        let business = place::freight_query_params(product_id, sku_id, quantity, ship_to_country);
+        self.sync_call_with(
+            place::METHOD_FREIGHT_QUERY,
+            &business,
+            0,
+            place::parse_freight_query,
+        )
+        .await
+    }
+
+    async fn order_create(&self, req: &PlaceOrderRequest) -> Result<CreateOutcome, AeError> {
+        self.create_once(req).await
     }
 }
 

@@ -12,6 +12,7 @@
 mod client;
 mod error;
 mod limiter;
+pub mod place;
 pub mod sign;
 mod tokens;
 pub mod wire;
@@ -22,6 +23,10 @@ use std::sync::Arc;
 pub use client::{IopClient, IopConfig, IopStats};
 pub use dropsync_domain::ops::{AeChild, AeParcelItem, AeTrackingLine};
 pub use error::AeError;
+pub use place::{
+    AeProduct, AeSku, AeSkuProperty, CreateOutcome, FreightOption, LogisticsAddress, PlaceItem,
+    PlaceOrderRequest, ProductAnswer,
+};
 pub use tokens::{BoxFuture, MemoryTokenStore, TokenStore, Tokens};
 
 /// The AliExpress method that reads one order's status (spec §5.1).
@@ -74,5 +79,63 @@ impl<T: AliExpressApi> AliExpressApi for Arc<T> {
         ae_order_id: u64,
     ) -> impl Future<Output = Result<Option<Vec<AeTrackingLine>>, AeError>> + Send {
         T::tracking_get(self, ae_order_id)
+    }
+}
+
+/// The calls that place supplier orders, as a port (separate from [`AliExpressApi`], so the sync
+/// paths do not depend on them).
+///
+/// `order_create` is never retried once the request may have reached AliExpress: an answer that
+/// is lost or unreadable comes back as [`CreateOutcome::Unknown`], not as an error. An `Err` means
+/// AliExpress refused the request before processing it (nothing was created).
+pub trait AliExpressPlacing: Send + Sync {
+    /// `aliexpress.ds.product.get`: the product's SKUs, seller and title as sold to a country.
+    fn product_get(
+        &self,
+        product_id: u64,
+        ship_to_country: &str,
+    ) -> impl Future<Output = Result<ProductAnswer, AeError>> + Send;
+
+    /// `aliexpress.ds.freight.query`: shipping options for `quantity` of one SKU to a country
+    /// (empty when AliExpress does not deliver there).
+    fn freight_query(
+        &self,
+        product_id: u64,
+        sku_id: &str,
+        quantity: u32,
+        ship_to_country: &str,
+    ) -> impl Future<Output = Result<Vec<FreightOption>, AeError>> + Send;
+
+    /// `aliexpress.ds.order.create`, sent at most once.
+    fn order_create(
+        &self,
+        req: &PlaceOrderRequest,
+    ) -> impl Future<Output = Result<CreateOutcome, AeError>> + Send;
+}
+
+impl<T: AliExpressPlacing> AliExpressPlacing for Arc<T> {
+    fn product_get(
+        &self,
+        product_id: u64,
+        ship_to_country: &str,
+    ) -> impl Future<Output = Result<ProductAnswer, AeError>> + Send {
+        T::product_get(self, product_id, ship_to_country)
+    }
+
+    fn freight_query(
+        &self,
+        product_id: u64,
+        sku_id: &str,
+        quantity: u32,
+        ship_to_country: &str,
+    ) -> impl Future<Output = Result<Vec<FreightOption>, AeError>> + Send {
+        T::freight_query(self, product_id, sku_id, quantity, ship_to_country)
+    }
+
+    fn order_create(
+        &self,
+        req: &PlaceOrderRequest,
+    ) -> impl Future<Output = Result<CreateOutcome, AeError>> + Send {
+        T::order_create(self, req)
     }
 }

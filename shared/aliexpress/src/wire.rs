@@ -341,6 +341,10 @@ fn field_text(map: &Map<String, Value>, key: &str) -> Option<String> {
     }
 }
 
+pub(crate) fn gateway_error_of(map: &Map<String, Value>) -> GatewayError {
+    gateway_error(map)
+}
+
 fn gateway_error(map: &Map<String, Value>) -> GatewayError {
     GatewayError {
         code: field_text(map, "code"),
@@ -355,7 +359,7 @@ fn gateway_error(map: &Map<String, Value>) -> GatewayError {
 
 /// The top-level JSON object of a body, unwrapping the Java SDK's
 /// `{"gopResponseBody": "<JSON string>", …}` once.
-fn top_object(body: &[u8]) -> Result<Map<String, Value>, AeError> {
+pub(crate) fn top_object(body: &[u8]) -> Result<Map<String, Value>, AeError> {
     let top: Value = serde_json::from_slice(body)
         .map_err(|_| bad_response(&format!("not JSON ({} bytes)", body.len())))?;
     let Value::Object(mut map) = top else {

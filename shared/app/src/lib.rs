@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod credentials;
+pub mod place;
 pub mod push;
 pub mod queue;
 pub mod sync;

@@ -6,8 +6,10 @@
 
 pub mod aliexpress_map;
 pub mod ids;
+pub mod mapping;
 pub mod ops;
 pub mod order;
+pub mod placement;
 pub mod status;
 
 pub use aliexpress_map::{AeMapping, SupplierAttention, map_ae_order};
@@ -30,6 +32,9 @@ pub struct ShopSettings {
     /// Tracking URL template for carriers Shopify does not know; `{number}` is replaced.
     #[serde(default = "default_tracking_url")]
     pub tracking_url_template: String,
+    /// Place paid, fully mapped orders on AliExpress by themselves (through the queue).
+    #[serde(default)]
+    pub auto_place: bool,
 }
 
 pub fn default_tracking_url() -> String {
@@ -42,6 +47,7 @@ impl Default for ShopSettings {
             notify_customer: true,
             carrier_mapping: std::collections::BTreeMap::new(),
             tracking_url_template: default_tracking_url(),
+            auto_place: false,
         }
     }
 }

@@ -81,7 +81,7 @@ pub fn link_supplier_order(
 
 /// Recomputes the status after a merchant change: forward when the table allows, otherwise as
 /// the merchant's re-order (the only way back), otherwise unchanged.
-fn settle_status(order: &mut Order, cause: &str, now_ms: i64) {
+pub fn settle_status(order: &mut Order, cause: &str, now_ms: i64) {
     let derived = order.derive_status();
     if is_automatic_transition(order.status, derived) {
         order.recompute_status(cause, now_ms);

@@ -2,6 +2,7 @@
 
 use crate::aliexpress_map::SupplierAttention;
 use crate::ids::ShopDomain;
+use crate::placement::{Failure, Placement, PlacementState, UNCONFIRMED_ADVICE};
 use crate::status::{OrderStatus, SupplierStatus, UserAction, is_automatic_transition};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -353,6 +354,12 @@ pub struct Order {
     /// The order arrived without its body (oversized EventBridge event): re-fetch it.
     pub needs_refetch: bool,
     pub history: Vec<HistoryEntry>,
+    /// Supplier-order placements made by dropsync, one per (seller, attempt).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placements: Vec<Placement>,
+    /// A failure found before any seller was asked (address, mapping), while unresolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement_failure: Option<Failure>,
 }
 
 /// An attention flag on an order, computed from its state when read.
@@ -385,6 +392,21 @@ pub enum Attention {
         at_ms: i64,
     },
     NeedsRefetch,
+    /// A placement whose outcome is not known (being sent, or the answer was lost): it may exist
+    /// on AliExpress. Resolved by linking the AliExpress order.
+    PlacementUnconfirmed {
+        seller_id: String,
+        out_order_id: String,
+        /// AliExpress confirmed the order exists (`REPEATED_ORDER_ERROR`), without its number.
+        created: bool,
+        advice: String,
+    },
+    /// Placing failed: AliExpress' words and what to do.
+    PlacementFailed {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seller_id: Option<String>,
+        failure: Failure,
+    },
 }
 
 impl Order {
@@ -405,6 +427,8 @@ impl Order {
             status: OrderStatus::Pending,
             needs_refetch: false,
             history: Vec::new(),
+            placements: Vec::new(),
+            placement_failure: None,
         };
         order.status = order.derive_status();
         order.history.push(HistoryEntry {
@@ -660,7 +684,56 @@ impl Order {
         if self.needs_refetch {
             out.push(Attention::NeedsRefetch);
         }
+        self.placement_attention(&mut out);
         out
+    }
+
+    /// Unresolved placements: unknown outcomes whose lines no supplier order covers yet, and
+    /// the latest failure of each seller whose lines are still to buy.
+    fn placement_attention(&self, out: &mut Vec<Attention>) {
+        let covered = |lines: &[u64]| {
+            !lines.is_empty()
+                && lines.iter().all(|id| {
+                    self.supplier_orders
+                        .iter()
+                        .filter(|so| so.status != SupplierStatus::Canceled)
+                        .any(|so| so.line_item_ids.contains(id))
+                })
+        };
+        if let Some(f) = &self.placement_failure {
+            out.push(Attention::PlacementFailed {
+                seller_id: None,
+                failure: f.clone(),
+            });
+        }
+        for p in &self.placements {
+            if crate::placement::latest(self, p.seller_id).map(|l| l.attempt) != Some(p.attempt)
+                || covered(&p.line_item_ids)
+            {
+                continue;
+            }
+            match &p.state {
+                PlacementState::Sending { .. } => out.push(Attention::PlacementUnconfirmed {
+                    seller_id: p.seller_id.to_string(),
+                    out_order_id: p.out_order_id.clone(),
+                    created: false,
+                    advice: UNCONFIRMED_ADVICE.to_owned(),
+                }),
+                PlacementState::Unconfirmed { created, .. } => {
+                    out.push(Attention::PlacementUnconfirmed {
+                        seller_id: p.seller_id.to_string(),
+                        out_order_id: p.out_order_id.clone(),
+                        created: *created,
+                        advice: UNCONFIRMED_ADVICE.to_owned(),
+                    })
+                }
+                PlacementState::Failed { failure } => out.push(Attention::PlacementFailed {
+                    seller_id: Some(p.seller_id.to_string()),
+                    failure: failure.clone(),
+                }),
+                PlacementState::Placed { .. } => {}
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //!
 //! Access tokens are passed per call and never stored, logged or put in error texts.
 
+mod address;
 mod client;
 pub mod documents;
 mod limiter;

@@ -189,6 +189,12 @@ pub(crate) fn encode_order(order: &Order, version: u64) -> Result<Item, StoreErr
         item.insert("failed".into(), s(f.clone()));
     }
     item.insert("supplier_orders".into(), json(&order.supplier_orders)?);
+    if !order.placements.is_empty() {
+        item.insert("placements".into(), json(&order.placements)?);
+    }
+    if let Some(f) = &order.placement_failure {
+        item.insert("placement_failure".into(), json(f)?);
+    }
     item.insert("so_count".into(), n(order.supplier_orders.len()));
     item.insert("status".into(), s(order.status.as_str()));
     item.insert("version".into(), n(version));
@@ -324,6 +330,14 @@ pub(crate) fn decode_order(item: &Item) -> Result<(Order, u64), StoreError> {
         status,
         needs_refetch: get_bool(item, "needs_refetch"),
         history,
+        placements: match item.get("placements") {
+            Some(_) => get_json(item, "placements")?,
+            None => Vec::new(),
+        },
+        placement_failure: match item.get("placement_failure") {
+            Some(_) => Some(get_json(item, "placement_failure")?),
+            None => None,
+        },
     };
     Ok((order, version))
 }

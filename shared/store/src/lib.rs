@@ -7,11 +7,13 @@
 
 mod codec;
 mod error;
+mod placing;
 mod sessions;
 mod shops;
 
 pub use codec::{SHARDS, order_pk, shard_of};
 pub use error::StoreError;
+pub use placing::Ownership;
 pub use sessions::SessionRecord;
 pub use shops::{AeTokenRecord, ShopRecord};
 
@@ -183,12 +185,12 @@ impl Store {
             values.insert(format!(":p{i}"), s(p.as_str()));
             in_list.push(format!(":p{i}"));
         }
-        // Without supplier orders or a failed placement, the Shopify facts alone decide the
+        // Without supplier orders, placements or a failed placement, the Shopify facts alone decide the
         // status, so the write may set it blind — as long as the table allows the move. An item
         // without a version is not an order yet, only the marker `mark_needs_refetch` leaves for
         // an id-only event: the first full event makes it one.
         let condition = format!(
-            "attribute_not_exists(pk) OR attribute_not_exists(version) OR (updated_at < :u AND so_count = :zero AND attribute_not_exists(failed) AND #st IN ({}))",
+            "attribute_not_exists(pk) OR attribute_not_exists(version) OR (updated_at < :u AND so_count = :zero AND attribute_not_exists(failed) AND attribute_not_exists(placements) AND #st IN ({}))",
             in_list.join(", ")
         );
         let mut update = format!("SET {}", sets.join(", "));

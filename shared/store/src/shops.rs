@@ -145,7 +145,7 @@ impl Store {
     }
 
     /// Deletes everything dropsync holds about a shop (`shop/redact`): its orders, in every
-    /// tab, and its record. Returns how many orders were deleted.
+    /// tab, its product mappings, and its record. Returns how many orders were deleted.
     pub async fn delete_shop_data(&self, shop: &ShopDomain) -> Result<u64, StoreError> {
         let mut deleted = 0u64;
         for status in OrderStatus::ALL {
@@ -192,6 +192,7 @@ impl Store {
                 }
             }
         }
+        self.delete_mappings(shop).await?;
         self.client
             .delete_item()
             .table_name(&self.table)

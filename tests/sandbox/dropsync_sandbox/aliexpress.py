@@ -59,6 +59,13 @@ from zoneinfo import ZoneInfo
 METHOD_ORDER_GET = "aliexpress.trade.ds.order.get"
 METHOD_TRACKING_GET = "aliexpress.ds.order.tracking.get"
 SYNC_METHODS = (METHOD_ORDER_GET, METHOD_TRACKING_GET)
+METHOD_PRODUCT_GET = "aliexpress.ds.product.get"
+METHOD_FREIGHT_QUERY = "aliexpress.ds.freight.query"
+METHOD_ORDER_CREATE = "aliexpress.ds.order.create"
+PLACE_METHODS = (METHOD_PRODUCT_GET, METHOD_FREIGHT_QUERY, METHOD_ORDER_CREATE)
+# How long AliExpress remembers an out_order_id (spec: "The validity period ... is 24 hours").
+OUT_ORDER_ID_TTL_MS = 24 * 3600 * 1000
+ADDRESS_FAIL = "B_DROPSHIPPER_DELIVERY_ADDRESS_VALIDATE_FAIL"
 
 REST_TOKEN_CREATE = "/auth/token/create"
 REST_TOKEN_REFRESH = "/auth/token/refresh"
@@ -563,6 +570,7 @@ class AliExpressSandbox:
         self.unknown_app_key_calls = 0
         self._ids = random.Random(self._seed)  # generated ids (order ids, mail numbers, tokens): reproducible
         self._request_seq = 0
+        self._reset_placement_state()
 
     # ---- ids ------------------------------------------------------------------------------------------------
 
@@ -1094,6 +1102,9 @@ class AliExpressSandbox:
                 else:
                     body = self._sync_call(app, params, request_id, draw_isp < app.faults["isp_error"])
                 return _json_response(body, delay_s=delay)
+            except _LostAnswer as lost:
+                st.server_errors_5xx += 1
+                return lost.response
             except GatewayError as exc:
                 st.errors_by_code[exc.code if exc.sub_code is None else f"{exc.code}/{exc.sub_code}"] += 1
                 if exc.code == "ApiCallLimit":
@@ -1183,6 +1194,8 @@ class AliExpressSandbox:
     def _sync_call(self, app: App, params: dict[str, str], request_id: str, inject_isp: bool) -> dict[str, Any]:
         token = self._session(app, params)
         method = params["method"]
+        if method in PLACE_METHODS:
+            return self._place_call(app, token, params, request_id, inject_isp)
         if method not in SYNC_METHODS:
             raise _err_api_path(method)
         if inject_isp:
@@ -1366,6 +1379,314 @@ class AliExpressSandbox:
         }
 
     # ---- servers ----------------------------------------------------------------------------------------------
+
+    # ---- supplier-order placement: ds.product.get, ds.freight.query, ds.order.create -------------------------
+
+    def _reset_placement_state(self) -> None:
+        self.products: dict[int, dict[str, Any]] = {}
+        # (account, out_order_id) -> {"at_ms", "order_ids"}: AliExpress' 24 h idempotency memory.
+        self.out_order_ids: dict[tuple[str, str], dict[str, Any]] = {}
+        self.placements: list[dict[str, Any]] = []  # every order.create that reached the business logic
+        self.create_faults: list[dict[str, Any]] = []
+        for product in DEFAULT_CATALOG:
+            self._upsert_product(json.loads(json.dumps(product)))
+
+    def _upsert_product(self, body: dict[str, Any]) -> dict[str, Any]:
+        pid = _parse_id(body.get("product_id"), "product_id")
+        store_id = _parse_id(body.get("store_id"), "store_id")
+        skus = body.get("skus")
+        if not isinstance(skus, list) or not skus:
+            raise AdminError("skus (non-empty list) is required")
+        clean_skus = []
+        for sku in skus:
+            if not isinstance(sku, dict) or not sku.get("sku_id"):
+                raise AdminError("every sku needs a sku_id")
+            clean_skus.append({
+                "sku_id": str(sku["sku_id"]),
+                "sku_attr": str(sku.get("sku_attr", "")),
+                "price": format(_parse_decimal(sku.get("price", "1.00"), "price"), "f"),
+                "stock": int(_number(sku.get("stock", 100), "stock")),
+                "properties": list(sku.get("properties", [])),
+            })
+        freight = body.get("freight") or [dict(f) for f in DEFAULT_FREIGHT]
+        product = {
+            "product_id": pid,
+            "title": str(body.get("title", f"Product {pid}")),
+            "store_id": store_id,
+            "store_name": str(body.get("store_name", f"Store {store_id}")),
+            "skus": clean_skus,
+            "freight": freight,
+            "not_sold_to": [str(c) for c in body.get("not_sold_to", [])],
+            "no_delivery_to": [str(c) for c in body.get("no_delivery_to", [])],
+        }
+        self.products[pid] = product
+        return product
+
+    def placement_admin(self, verb: str, path: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        """Admin routes of the placement simulator; None when the path is not one of them."""
+        with self._lock:
+            if path == "/_admin/products" and verb == "POST":
+                return self._upsert_product(data)
+            if path == "/_admin/products" and verb == "GET":
+                return {"products": list(self.products.values())}
+            if path == "/_admin/placements" and verb == "GET":
+                return {"placements": list(self.placements)}
+            if path == "/_admin/faults/order-create" and verb == "POST":
+                mode = data.get("mode")
+                if mode not in ("business_error", "lose_answer", "isp_error"):
+                    raise AdminError("mode must be business_error, lose_answer or isp_error")
+                fault = {
+                    "mode": mode,
+                    "times": int(_number(data.get("times", 1), "times")),
+                    "code": str(data.get("code", "INVENTORY_HOLD_ERROR")),
+                    "message": str(data.get("message", "Inventory hold failed")),
+                    "status": int(_number(data.get("status", 504), "status")),
+                    "delay_ms": int(_number(data.get("delay_ms", 0), "delay_ms")),
+                    # Only creates whose out_order_id starts with this (tests running side by side).
+                    "out_order_id_prefix": str(data.get("out_order_id_prefix", "")),
+                }
+                self.create_faults.append(fault)
+                return {"faults": list(self.create_faults)}
+            if path == "/_admin/faults/order-create" and verb == "DELETE":
+                self.create_faults.clear()
+                return {"faults": []}
+            m = re.match(r"^/_admin/orders/([^/]+)/pay$", path)
+            if m and verb == "POST":
+                order = self._order_or_404(m.group(1))
+                now = self.clock.now_ms()
+                if order.status != "PLACE_ORDER_SUCCESS":
+                    raise AdminError(f"order {order.order_id} is {order.status}, not awaiting payment", 409)
+                self._apply_update(order, {"status": "WAIT_SELLER_SEND_GOODS",
+                                           "logistics_status": "WAIT_SELLER_SEND_GOODS"}, now)
+                return order.to_json(now)
+            return None
+
+    def _place_call(self, app: App, token: Token, params: dict[str, str], request_id: str,
+                    inject_isp: bool) -> dict[str, Any]:
+        method = params["method"]
+        if inject_isp:
+            raise _err_service_unavailable()
+        if method == METHOD_PRODUCT_GET:
+            body = self._product_get(params)
+        elif method == METHOD_FREIGHT_QUERY:
+            body = {"result": self._freight_query(params)}
+        else:
+            body = {"result": self._order_create(app, token, params)}
+        return {method.replace(".", "_") + "_response": {**body, "request_id": request_id}}
+
+    def _product_get(self, params: dict[str, str]) -> dict[str, Any]:
+        self._require(params, ("product_id", "ship_to_country"))
+        raw = params["product_id"]
+        product = self.products.get(int(raw)) if raw.isdigit() else None
+        if product is None:
+            return {"rsp_code": "605", "rsp_msg": "ITEM_ID_NOT_FOUND"}
+        if params["ship_to_country"] in product["not_sold_to"]:
+            return {"rsp_code": "602", "rsp_msg": "Item is not allowed to this country"}
+        skus = []
+        for sku in product["skus"]:
+            skus.append({
+                "sku_id": sku["sku_id"],
+                "sku_attr": sku["sku_attr"],
+                "sku_price": sku["price"],
+                "offer_sale_price": sku["price"],
+                "sku_available_stock": sku["stock"],
+                "currency_code": "USD",
+                "ae_sku_property_dtos": {"ae_sku_property_d_t_o": [
+                    {"sku_property_name": p.get("name"), "sku_property_value": p.get("value")}
+                    for p in sku["properties"]]},
+            })
+        return {
+            "result": {
+                "ae_item_sku_info_dtos": {"ae_item_sku_info_d_t_o": skus},
+                "ae_item_base_info_dto": {"subject": product["title"], "product_id": product["product_id"],
+                                          "product_status_type": "onSelling", "currency_code": "USD"},
+                "ae_store_info": {"store_id": product["store_id"], "store_name": product["store_name"],
+                                  "store_country_code": "CN"},
+            },
+            "rsp_code": "200",
+            "rsp_msg": "Call succeeds",
+        }
+
+    def _freight_query(self, params: dict[str, str]) -> dict[str, Any]:
+        raw = params.get("queryDeliveryReq")
+        if not raw:
+            raise _err_missing("queryDeliveryReq")
+        try:
+            req = json.loads(raw)
+        except ValueError as exc:
+            raise _err_invalid_param("queryDeliveryReq", "not valid JSON") from exc
+        if not isinstance(req, dict):
+            raise _err_invalid_param("queryDeliveryReq", "not a JSON object")
+        for name in ("quantity", "shipToCountry", "productId", "selectedSkuId", "language", "locale", "currency"):
+            if req.get(name) in (None, ""):
+                return {"success": False, "code": 501, "msg": f"PARAM ERROR: {name} is required"}
+        pid = str(req["productId"])
+        product = self.products.get(int(pid)) if pid.isdigit() else None
+        if product is None or not any(s["sku_id"] == str(req["selectedSkuId"]) for s in product["skus"]):
+            return {"success": False, "code": 501, "msg": "PARAM ERROR: product or sku not found"}
+        if req["shipToCountry"] in product["no_delivery_to"]:
+            return {"success": False, "code": 505, "msg": "DELIVERY_NOT_AVAILABLE_TO_YOUR_ADDRESS"}
+        options = []
+        for f in product["freight"]:
+            options.append({
+                "code": f["code"],
+                "company": f.get("company", f["code"]),
+                "shipping_fee_cent": f.get("fee", "0.00"),
+                "shipping_fee_currency": "USD",
+                "free_shipping": bool(f.get("free_shipping", False)),
+                "mayHavePFS": False,
+                "min_delivery_days": f.get("min_days", 10),
+                "max_delivery_days": f.get("max_days", 25),
+                "ship_from_country": "CN",
+                "tracking": True,
+            })
+        return {"code": 200, "success": True, "delivery_options": {"delivery_option_d_t_o": options}}
+
+    @staticmethod
+    def _address_error(addr: dict[str, Any]) -> tuple[str, str] | None:
+        """The first problem AliExpress would report with a logistics_address, as (error_code, error_msg)."""
+        def text(name: str) -> str:
+            v = addr.get(name)
+            return v.strip() if isinstance(v, str) else ""
+
+        if not text("address"):
+            return ADDRESS_FAIL, "Please enter an address"
+        country = text("country")
+        if len(country) != 2 or not country.isalpha() or not country.isupper():
+            return ADDRESS_FAIL, "Please select a country"
+        if not text("province"):
+            return ADDRESS_FAIL, "Please select a State/Province/County"
+        if not text("city"):
+            return ADDRESS_FAIL, "Please enter a city"
+        mobile, phone_country = text("mobile_no"), text("phone_country").lstrip("+")
+        if not (mobile.isdigit() and 5 <= len(mobile) <= 16 and phone_country.isdigit()):
+            return ADDRESS_FAIL, ("Please enter a valid phone number: country code and phone number without any "
+                                  "spaces or special characters")
+        contact = text("contact_person")
+        if not contact:
+            return ADDRESS_FAIL, "Please enter a contact name"
+        if country == "US":
+            if any(not (2 <= len(part) <= 32) for part in contact.split()):
+                return ADDRESS_FAIL, "Please enter between 2 - 32 characters"
+            if not text("zip"):
+                return ADDRESS_FAIL, "Please enter a ZIP code"
+        if country == "BR":
+            cpf = text("cpf")
+            if not _cpf_is_valid(cpf):
+                return ADDRESS_FAIL + "_CPF_CN_INVALID", "The CPF is invalid"
+        return None
+
+    def _order_create(self, app: App, token: Token, params: dict[str, str]) -> dict[str, Any]:
+        raw = params.get("param_place_order_request4_open_api_d_t_o")
+        if not raw:
+            raise _err_missing("param_place_order_request4_open_api_d_t_o")
+        try:
+            req = json.loads(raw, parse_float=Decimal)
+        except ValueError as exc:
+            raise _err_invalid_param("param_place_order_request4_open_api_d_t_o", "not valid JSON") from exc
+        if not isinstance(req, dict):
+            raise _err_invalid_param("param_place_order_request4_open_api_d_t_o", "not a JSON object")
+        now = self.clock.now_ms()
+        out_order_id = str(req.get("out_order_id") or "")
+        log: dict[str, Any] = {"out_order_id": out_order_id, "account": token.account, "at_ms": now}
+        self.placements.append(log)
+
+        def fail(code: str, msg: str) -> dict[str, Any]:
+            log.update(outcome="rejected", error_code=code)
+            return {"is_success": False, "error_code": code, "error_msg": msg}
+
+        fault = next((f for f in self.create_faults if out_order_id.startswith(f["out_order_id_prefix"])), None)
+        if fault is not None:
+            fault["times"] -= 1
+            if fault["times"] <= 0:
+                self.create_faults.remove(fault)
+            if fault["mode"] == "business_error":
+                return fail(fault["code"], fault["message"])
+            if fault["mode"] == "isp_error":
+                log.update(outcome="isp_error")
+                raise _err_service_unavailable()
+        if out_order_id:
+            seen = self.out_order_ids.get((token.account, out_order_id))
+            if seen is not None and now - seen["at_ms"] < OUT_ORDER_ID_TTL_MS:
+                return fail("REPEATED_ORDER_ERROR",
+                            "Repeated placed order, the request has already been handled successfully")
+        addr = req.get("logistics_address")
+        if not isinstance(addr, dict):
+            raise _err_missing("logistics_address")
+        problem = self._address_error(addr)
+        if problem is not None:
+            return fail(*problem)
+        items = req.get("product_items")
+        if not isinstance(items, list) or not items:
+            raise _err_missing("product_items")
+        by_store: dict[int, list[Item]] = {}
+        services: dict[int, str] = {}
+        for it in items:
+            if not isinstance(it, dict):
+                raise _err_invalid_param("product_items", "items must be objects")
+            pid_raw = it.get("product_id")
+            if isinstance(pid_raw, (float, Decimal)) and not isinstance(pid_raw, bool):
+                raise _err_invalid_param("product_items.product_id", "must be an integer")
+            try:
+                pid = int(pid_raw)
+                count = int(it.get("product_count"))
+            except (TypeError, ValueError):
+                raise _err_invalid_param("product_items", "product_id and product_count are numbers") from None
+            product = self.products.get(pid)
+            if product is None:
+                return fail("ERROR_WHEN_BUILD_FOR_PLACE_ORDER", f"product {pid} cannot be ordered")
+            sku_attr = str(it.get("sku_attr") or "")
+            skus = [s for s in product["skus"] if s["sku_attr"] == sku_attr]
+            if not skus and sku_attr == "" and len(product["skus"]) == 1:
+                skus = product["skus"]
+            if not skus:
+                return fail("ERROR_WHEN_BUILD_FOR_PLACE_ORDER", f"sku_attr {sku_attr!r} is not a SKU of {pid}")
+            sku = skus[0]
+            if count < 1 or sku["stock"] < count:
+                return fail("INVENTORY_HOLD_ERROR", "Inventory hold failed: insufficient available quantity")
+            service = str(it.get("logistics_service_name") or "")
+            if service not in [f["code"] for f in product["freight"]] or addr["country"] in product["no_delivery_to"]:
+                return fail("DELIVERY_METHOD_NOT_EXIST", "The delivery method does not exist")
+            desc = ";".join(f"{p.get('name')}:{p.get('value')}" for p in sku["properties"])
+            by_store.setdefault(product["store_id"], []).append(
+                Item(pid, sku["sku_id"], count, product["title"], Decimal(sku["price"]), desc))
+            services[product["store_id"]] = service
+        for store_items in by_store.values():
+            for item in store_items:
+                stock_sku = next(s for s in self.products[item.product_id]["skus"] if s["sku_id"] == item.sku_id)
+                stock_sku["stock"] -= item.count
+        order_ids = []
+        for store_id, store_items in by_store.items():
+            oid = self._new_order_id()
+            product = self.products[store_items[0].product_id]
+            self.orders[oid] = Order(
+                order_id=oid, app_key=app.app_key, account=token.account, status="PLACE_ORDER_SUCCESS",
+                logistics_status="DEFAULT", created_ms=now, items=store_items, store_id=store_id,
+                store_name=product["store_name"], logistics_service=services[store_id],
+            )
+            order_ids.append(oid)
+        if out_order_id:
+            self.out_order_ids[(token.account, out_order_id)] = {"at_ms": now, "order_ids": order_ids}
+        log.update(outcome="created", order_ids=[str(o) for o in order_ids])
+        result: dict[str, Any] = {"is_success": True, "order_list": {"number": order_ids}}
+        extend = params.get("ds_extend_request")
+        if extend:
+            try:
+                pay = (json.loads(extend).get("payment") or {})
+            except (ValueError, AttributeError):
+                pay = {}
+            if str(pay.get("try_to_pay", "")).lower() == "true":
+                # The sandbox app key is never allow-listed for API payment.
+                result["error_msg"] = "OrderCreated, autoPay fail:APIPayFail"
+        if fault is not None and fault["mode"] == "lose_answer":
+            log.update(answer_lost=True)
+            status = fault["status"]
+            if status == 200:
+                raise _LostAnswer(Response(200, json.dumps({"result": result}).encode()[:20], "application/json",
+                                           delay_s=fault["delay_ms"] / 1000))
+            raise _LostAnswer(Response(status, b"<html><body><h1>Gateway Timeout</h1></body></html>", "text/html",
+                                       delay_s=fault["delay_ms"] / 1000))
+        return result
 
     def make_server(self, host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> "SandboxHTTPServer":
         """A bound, not yet serving, HTTP server for this sandbox (``port=0`` picks a free port)."""
@@ -1593,6 +1914,9 @@ class _Handler(BaseHTTPRequestHandler):
                     return _json_response(sandbox.set_clock(data))
             if path == "/_admin/reset" and verb == "POST":
                 return _json_response(sandbox.reset())
+            placement = sandbox.placement_admin(verb, path, data)
+            if placement is not None:
+                return _json_response(placement)
             m = _ADMIN_ORDER.match(path)
             if m:
                 order_id, sub, mail_no = m.group(1), m.group(2), m.group(3)
@@ -1613,6 +1937,55 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _BadRequest(Exception):
     pass
+
+
+class _LostAnswer(Exception):
+    """order.create did its work, and the answer is lost on the way (a fault): this response goes out instead."""
+
+    def __init__(self, response: "Response"):
+        super().__init__("answer lost")
+        self.response = response
+
+
+def _cpf_is_valid(cpf: str) -> bool:
+    """Brazil's CPF: 11 digits, not all equal, with both check digits right."""
+    if len(cpf) != 11 or not cpf.isdigit() or len(set(cpf)) == 1:
+        return False
+    digits = [int(c) for c in cpf]
+    for n in (9, 10):
+        total = sum(d * w for d, w in zip(digits[:n], range(n + 1, 1, -1)))
+        if (total * 10 % 11) % 10 != digits[n]:
+            return False
+    return True
+
+
+DEFAULT_FREIGHT = (
+    {"code": "CAINIAO_STANDARD", "company": "AliExpress Standard Shipping", "fee": "2.35", "min_days": 12, "max_days": 25},
+    {"code": "CAINIAO_FULFILLMENT_STD", "company": "AliExpress Selection Standard", "fee": "4.10", "min_days": 7,
+     "max_days": 15},
+    {"code": "EMS", "company": "EMS", "fee": "19.99", "min_days": 5, "max_days": 10},
+)
+
+# A catalog with several sellers, seeded on every reset (tests add more through POST /_admin/products).
+DEFAULT_CATALOG = (
+    {"product_id": 1005006123456789, "title": "Steel bottle 500ml", "store_id": 1102233445, "store_name": "Example Store",
+     "skus": [
+         {"sku_id": "12000037000000001", "sku_attr": "14:175#Silver", "price": "7.50", "stock": 100000,
+          "properties": [{"name": "Color", "value": "Silver"}]},
+         {"sku_id": "12000037000000003", "sku_attr": "14:193#Black", "price": "7.50", "stock": 100000,
+          "properties": [{"name": "Color", "value": "Black"}]}]},
+    {"product_id": 1005006987654321, "title": "Bottle brush", "store_id": 1102233445, "store_name": "Example Store",
+     "skus": [{"sku_id": "12000038000000002", "sku_attr": "", "price": "2.19", "stock": 100000, "properties": []}]},
+    {"product_id": 1005007111111111, "title": "Phone case", "store_id": 2203344556, "store_name": "Gadget Hub",
+     "skus": [
+         {"sku_id": "12000041000000001", "sku_attr": "14:29#Red;5:361386#S", "price": "3.20", "stock": 100000,
+          "properties": [{"name": "Color", "value": "Red"}, {"name": "Size", "value": "S"}]},
+         {"sku_id": "12000041000000002", "sku_attr": "14:29#Red;5:361385#M", "price": "3.40", "stock": 100000,
+          "properties": [{"name": "Color", "value": "Red"}, {"name": "Size", "value": "M"}]}]},
+    {"product_id": 1005007222222222, "title": "Desk lamp (sold out)", "store_id": 2203344556, "store_name": "Gadget Hub",
+     "skus": [{"sku_id": "12000042000000001", "sku_attr": "", "price": "12.00", "stock": 0, "properties": []}],
+     "no_delivery_to": ["BR"]},
+)
 
 
 # --------------------------------------------------------------------------------------------------------------

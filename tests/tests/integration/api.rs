@@ -96,6 +96,7 @@ async fn fixture() -> Fixture {
             store: store.clone(),
             credentials: creds,
             sync: Some(sync),
+            place: None,
         },
         store,
         a,
@@ -158,6 +159,7 @@ async fn health_answers_without_auth_and_fails_when_the_table_is_gone() {
         store: Store::new(fx.store.client().clone(), "no-such-table"),
         credentials: fx.api.credentials.clone(),
         sync: None,
+        place: None,
     };
     let (status, body) =
         response_json(gone.handle(apigw_request("GET", "/health", &[], b"")).await);
@@ -444,7 +446,10 @@ async fn settings_round_trip_and_unknown_or_invalid_fields_are_400() {
             .0,
         200
     );
-    assert_eq!(fx.call("GET", &path, Some(ADMIN), b"").await.1, new);
+    // Fields the request left out come back with their defaults.
+    let mut expected = new.clone();
+    expected["auto_place"] = json!(false);
+    assert_eq!(fx.call("GET", &path, Some(ADMIN), b"").await.1, expected);
     for bad in [
         json!({"notify_customer": true, "surprise": 1}),
         json!({"notify_customer": "yes"}),
@@ -460,7 +465,10 @@ async fn settings_round_trip_and_unknown_or_invalid_fields_are_400() {
             "{bad}"
         );
     }
-    assert_eq!(fx.call("GET", &path, Some(ADMIN), b"").await.1, new);
+    // Fields the request left out come back with their defaults.
+    let mut expected = new.clone();
+    expected["auto_place"] = json!(false);
+    assert_eq!(fx.call("GET", &path, Some(ADMIN), b"").await.1, expected);
 }
 
 #[tokio::test]

@@ -47,6 +47,7 @@ async fn fixture() -> Fixture {
             store: store.clone(),
             credentials: creds,
             sync: None,
+            place: None,
         },
         store,
         a,

@@ -132,7 +132,8 @@ fn routes(stack: &Stack) -> Vec<Route> {
         .map(|(m, t)| {
             let mut path = t
                 .replace("{shop}", stack.a.domain.as_str())
-                .replace("{order_id}", "1");
+                .replace("{order_id}", "1")
+                .replace("{variant_id}", "1");
             if *t == "/shops/{shop}/orders" {
                 path.push_str("?status=awaiting_order");
             }
@@ -762,7 +763,10 @@ async fn path_traversal_and_over_long_ids_and_shop_names_get_a_4xx_and_never_rea
                 ("a 60 KB shop name", huge_name.as_str()),
                 ("a non-ASCII shop name", unicode),
             ] {
-                let p = t.replace("{shop}", shop).replace("{order_id}", "1");
+                let p = t
+                    .replace("{shop}", shop)
+                    .replace("{order_id}", "1")
+                    .replace("{variant_id}", "1");
                 cases.push(case(format!("{m} {t}: {what}"), as_admin(m, &p)));
             }
         }

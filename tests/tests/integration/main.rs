@@ -21,6 +21,7 @@ mod api;
 mod dashboard;
 mod hostile_http;
 mod log_hygiene;
+mod place_flow;
 mod poller_continuation;
 mod poller_events;
 mod poller_race;

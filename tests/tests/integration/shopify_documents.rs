@@ -90,3 +90,14 @@ async fn a_tracking_input_field_the_schema_lacks_is_reported_invalid() {
     }";
     assert_eq!(validate(wrong).await["valid"], json!(false));
 }
+
+#[tokio::test]
+async fn the_shipping_address_document_read_at_placement_time_validates() {
+    let (_, document) = DOCUMENTS
+        .iter()
+        .find(|(name, _)| *name == "OrderShippingAddress")
+        .expect("the placement's address document is listed");
+    let answer = validate(document).await;
+    assert_eq!(answer["valid"], json!(true), "{answer}");
+    assert!(document.contains("countryCodeV2") && document.contains("phone"));
+}

@@ -300,7 +300,10 @@ async fn the_admin_token_sees_every_configured_shop_and_no_other_on_every_route(
             "hostile-a.myshopify.com",
             "example.myshopify.com",
         ] {
-            let p = t.replace("{shop}", stranger).replace("{order_id}", "1")
+            let p = t
+                .replace("{shop}", stranger)
+                .replace("{order_id}", "1")
+                .replace("{variant_id}", "1")
                 + if t.ends_with("/orders") {
                     "?status=pending"
                 } else {
@@ -317,6 +320,7 @@ async fn the_admin_token_sees_every_configured_shop_and_no_other_on_every_route(
             let p = t
                 .replace("{shop}", s.domain.as_str())
                 .replace("{order_id}", "1")
+                .replace("{variant_id}", "1")
                 + if t.ends_with("/orders") {
                     "?status=pending"
                 } else {

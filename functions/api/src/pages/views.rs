@@ -197,6 +197,27 @@ pub fn attention_words(a: &Attention) -> (String, String) {
             ),
             "Shopify was unreachable or busy. Press Sync now to send it again.".into(),
         ),
+        Attention::PlacementUnconfirmed {
+            out_order_id,
+            created,
+            advice,
+            ..
+        } => (
+            if *created {
+                format!(
+                    "AliExpress says order request {out_order_id} was placed, but did not say its number."
+                )
+            } else {
+                format!(
+                    "Placing order request {out_order_id} got no clear answer from AliExpress: it may or may not exist."
+                )
+            },
+            advice.clone(),
+        ),
+        Attention::PlacementFailed { failure, .. } => (
+            format!("AliExpress refused the order: {}", failure.message),
+            failure.advice.clone(),
+        ),
         Attention::NeedsRefetch => (
             "This order arrived without its details.".into(),
             "dropsync fetches them from Shopify on the next sync; press Sync now to do it at once.".into(),

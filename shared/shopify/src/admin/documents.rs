@@ -70,6 +70,8 @@ pub const FULFILLMENT_TRACKING_INFO_UPDATE: &str =
 pub const ORDER_FOR_SYNC: &str = include_str!("graphql/order_for_sync.graphql");
 /// The next page of an order's line items (same selection as [`ORDER_FOR_SYNC`]). Requested cost 153.
 pub const ORDER_LINE_ITEMS_PAGE: &str = include_str!("graphql/order_line_items_page.graphql");
+/// The order's shipping address, read at placement time (never stored). Requested cost 2.
+pub const ORDER_SHIPPING_ADDRESS: &str = include_str!("graphql/order_shipping_address.graphql");
 
 pub(crate) const OP_ORDER_FULFILLMENT_STATE: Operation = Operation {
     name: "OrderFulfillmentState",
@@ -127,6 +129,13 @@ pub(crate) const OP_ORDER_LINE_ITEMS_PAGE: Operation = Operation {
 };
 
 /// Every operation the client can send, with its expected cost.
+pub(crate) const OP_ORDER_SHIPPING_ADDRESS: Operation = Operation {
+    name: "OrderShippingAddress",
+    document: ORDER_SHIPPING_ADDRESS,
+    mutation: false,
+    expected_cost: 2,
+};
+
 pub const OPERATIONS: &[Operation] = &[
     OP_ORDER_FULFILLMENT_STATE,
     OP_FULFILLMENT_ORDERS_PAGE,
@@ -137,6 +146,7 @@ pub const OPERATIONS: &[Operation] = &[
     OP_FULFILLMENT_TRACKING_INFO_UPDATE,
     OP_ORDER_FOR_SYNC,
     OP_ORDER_LINE_ITEMS_PAGE,
+    OP_ORDER_SHIPPING_ADDRESS,
 ];
 
 /// `(operation name, document)` of every document dropsync sends: the list CI validates against
@@ -157,6 +167,7 @@ pub const DOCUMENTS: &[(&str, &str)] = &[
     ),
     ("OrderForSync", ORDER_FOR_SYNC),
     ("OrderLineItemsPage", ORDER_LINE_ITEMS_PAGE),
+    ("OrderShippingAddress", ORDER_SHIPPING_ADDRESS),
 ];
 
 #[cfg(test)]
