@@ -331,7 +331,7 @@ impl<A: ShopifyAdmin> PushService<A> {
         let Some(token) = self
             .credentials
             .shop(t.shop)
-            .map(|c| c.access_token.clone())
+            .and_then(|c| c.access_token.clone())
         else {
             return self.flag(&t, "no access token for this shop").await;
         };

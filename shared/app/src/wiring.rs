@@ -108,8 +108,8 @@ pub fn iop_client(
             app_key: ae.app_key.clone(),
             app_secret: ae.app_secret.clone(),
             initial_tokens: Tokens {
-                access_token: ae.access_token.clone(),
-                refresh_token: ae.refresh_token.clone(),
+                access_token: ae.access_token.clone().unwrap_or_default(),
+                refresh_token: ae.refresh_token.clone().unwrap_or_default(),
                 expire_time_ms: ae.expire_time,
             },
             calls_per_second: config.aliexpress_calls_per_second,
