@@ -14,6 +14,7 @@ mod client;
 pub mod documents;
 mod limiter;
 mod ops;
+pub mod subscriptions;
 mod types;
 mod wire;
 

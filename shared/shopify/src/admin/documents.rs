@@ -137,6 +137,9 @@ pub const OPERATIONS: &[Operation] = &[
     OP_FULFILLMENT_TRACKING_INFO_UPDATE,
     OP_ORDER_FOR_SYNC,
     OP_ORDER_LINE_ITEMS_PAGE,
+    super::subscriptions::OP_WEBHOOK_SUBSCRIPTIONS,
+    super::subscriptions::OP_WEBHOOK_SUBSCRIPTION_CREATE,
+    super::subscriptions::OP_WEBHOOK_SUBSCRIPTION_UPDATE,
 ];
 
 /// `(operation name, document)` of every document dropsync sends: the list CI validates against
@@ -157,6 +160,18 @@ pub const DOCUMENTS: &[(&str, &str)] = &[
     ),
     ("OrderForSync", ORDER_FOR_SYNC),
     ("OrderLineItemsPage", ORDER_LINE_ITEMS_PAGE),
+    (
+        "WebhookSubscriptions",
+        super::subscriptions::WEBHOOK_SUBSCRIPTIONS,
+    ),
+    (
+        "WebhookSubscriptionCreate",
+        super::subscriptions::WEBHOOK_SUBSCRIPTION_CREATE,
+    ),
+    (
+        "WebhookSubscriptionUpdate",
+        super::subscriptions::WEBHOOK_SUBSCRIPTION_UPDATE,
+    ),
 ];
 
 #[cfg(test)]
