@@ -6,10 +6,15 @@
 //! stored now; [`Store::update_order`] re-decides from that and tries again.
 
 mod codec;
+pub mod connections;
 mod error;
 mod shops;
 
 pub use codec::{SHARDS, order_pk, shard_of};
+pub use connections::{
+    ConnectMethod, ConnectionStatus, ConnectionStore, MemoryConnections, NonceBinding,
+    ShopConnection, TopicState,
+};
 pub use error::StoreError;
 pub use shops::{AeTokenRecord, ShopRecord};
 
