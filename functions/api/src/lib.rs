@@ -6,6 +6,7 @@
 //! Errors become JSON `{"error": ...}` answers in one place ([`ApiError::response`]); a 5xx
 //! never carries internals.
 
+pub mod routes;
 pub mod view;
 
 use dropsync_aliexpress::AliExpressApi;
@@ -131,6 +132,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/shops/{shop}/sync"),
     ("GET", "/shops/{shop}/settings"),
     ("PUT", "/shops/{shop}/settings"),
+    ("GET", "/connect/shopify"),
+    ("GET", "/connect/shopify/callback"),
+    ("GET", "/connect/aliexpress"),
+    ("GET", "/connect/aliexpress/callback"),
+    ("GET", "/connections"),
+    ("POST", "/shops/{shop}/webhooks/reconcile"),
 ];
 
 /// A matched route.
@@ -144,6 +151,12 @@ enum Route {
     SyncOrder(ShopDomain, u64),
     SyncShop(ShopDomain),
     Settings(ShopDomain),
+    ConnectShopify,
+    ShopifyCallback,
+    ConnectAliexpress,
+    AliexpressCallback,
+    Connections,
+    ReconcileWebhooks(ShopDomain),
 }
 
 fn parse_shop(seg: &str) -> Result<ShopDomain, ApiError> {
@@ -202,6 +215,23 @@ fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
             allow(method == Method::GET || method == Method::PUT, "GET, PUT")?;
             Ok(Route::Settings(parse_shop(shop)?))
         }
+        ["connect", "shopify"] => {
+            allow(method == Method::GET, "GET").map(|_| Route::ConnectShopify)
+        }
+        ["connect", "shopify", "callback"] => {
+            allow(method == Method::GET, "GET").map(|_| Route::ShopifyCallback)
+        }
+        ["connect", "aliexpress"] => {
+            allow(method == Method::GET, "GET").map(|_| Route::ConnectAliexpress)
+        }
+        ["connect", "aliexpress", "callback"] => {
+            allow(method == Method::GET, "GET").map(|_| Route::AliexpressCallback)
+        }
+        ["connections"] => allow(method == Method::GET, "GET").map(|_| Route::Connections),
+        ["shops", shop, "webhooks", "reconcile"] => {
+            allow(method == Method::POST, "POST")?;
+            Ok(Route::ReconcileWebhooks(parse_shop(shop)?))
+        }
         _ => Err(ApiError::NotFound),
     }
 }
@@ -258,6 +288,8 @@ pub struct Api<A, Q> {
     pub credentials: Arc<Credentials>,
     /// Manual sync (absent when no AliExpress credentials are configured).
     pub sync: Option<Arc<SyncService<A, Q>>>,
+    /// Connecting stores (absent when `PUBLIC_URL` is not configured).
+    pub connect: Option<Arc<dropsync_app::connect::ConnectService>>,
 }
 
 fn body_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
@@ -380,6 +412,27 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                     Err(ApiError::Unavailable)
                 }
             },
+            Route::ConnectShopify => {
+                routes::connect::start_shopify(self.connect.as_deref(), req, &self.credentials)
+                    .await
+            }
+            Route::ShopifyCallback => {
+                routes::connect::shopify_callback(self.connect.as_deref(), req).await
+            }
+            Route::ConnectAliexpress => {
+                routes::connect::start_aliexpress(self.connect.as_deref(), req, &self.credentials)
+                    .await
+            }
+            Route::AliexpressCallback => {
+                routes::connect::aliexpress_callback(self.connect.as_deref(), req).await
+            }
+            Route::Connections => {
+                routes::connect::connections(self.connect.as_deref(), req, &self.credentials).await
+            }
+            Route::ReconcileWebhooks(shop) => {
+                routes::connect::reconcile(self.connect.as_deref(), req, &self.credentials, &shop)
+                    .await
+            }
             Route::Orders(shop) => {
                 self.authorize(req, &shop)?;
                 self.list(&shop, query).await

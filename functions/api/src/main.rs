@@ -33,10 +33,12 @@ async fn main() -> Result<(), Error> {
                     Err(wiring::WiringError::NoAliexpress) => None,
                     Err(e) => return Err(e.into()),
                 };
+                let connect = wiring::connect_service(&config, &credentials, &store)?.map(Arc::new);
                 Ok(Api {
                     store,
                     credentials,
                     sync,
+                    connect,
                 })
             }
         })

@@ -3,10 +3,12 @@
 //! — each generic over the narrow ports it talks through (AliExpress, Shopify Admin, the queue).
 
 pub mod config;
+pub mod connect;
 pub mod credentials;
 pub mod push;
 pub mod queue;
 pub mod sync;
+pub mod tokens;
 pub mod webhook;
 pub mod wiring;
 

@@ -148,10 +148,18 @@ impl<A: ShopifyAdmin> WebhookService<A> {
     }
 
     async fn refetch(&self, shop: &ShopDomain, id: u64) -> Result<Outcome, WebhookError> {
-        let token = self
-            .credentials
-            .shop(shop)
-            .and_then(|c| c.access_token.clone());
+        // Tokens come from the one provider (legacy, client credentials or OAuth alike).
+        let token = match &self.admin {
+            Some(admin) => match crate::tokens::shared(
+                &self.store,
+                &self.credentials,
+                admin.admin_base_override(),
+            ) {
+                Ok(tokens) => tokens.token(shop).await.ok(),
+                Err(_) => None,
+            },
+            None => None,
+        };
         if let (Some(admin), Some(token)) = (&self.admin, token) {
             match admin.fetch_order(shop, &token, id).await {
                 Ok(Some((id, facts))) => {

@@ -225,14 +225,19 @@ impl TokenClient {
         redirect_uri: &str,
         state: &str,
     ) -> String {
-        format!(
+        let url = format!(
             "{}/admin/oauth/authorize?client_id={}&scope={}&redirect_uri={}&state={}",
             self.admin_base(shop),
             encode(client_id),
             encode(scopes),
             encode(redirect_uri),
             encode(state),
-        )
+        );
+        // A shared base (sandbox, local stack) cannot tell shops apart by host.
+        match self.base_override {
+            Some(_) => format!("{url}&shop={}", encode(shop)),
+            None => url,
+        }
     }
 
     /// Exchanges an authorization code for an expiring offline token pair (`expiring=1`).
