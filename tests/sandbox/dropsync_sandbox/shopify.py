@@ -421,7 +421,7 @@ class SandboxState:
             self.oauth.refuse_client_credentials(self._shop(body.get("shop")).domain, body.get("refuse"))
             return Reply(200, {"ok": True})
         if path == "/_admin/oauth/stats" and method == "GET":
-            return Reply(200, dict(self.oauth.stats))
+            return Reply(200, self.oauth.stats_for(query.get("shop")))
         if path == "/_admin/webhooks/subscriptions" and method == "POST":
             # Simulates Shopify deleting a subscription (e.g. after repeated delivery failures).
             shop = self._shop(body.get("shop"))

@@ -44,6 +44,19 @@ class OAuth:
             self.cc_refusal: dict[str, str] = {}  # shop -> error code
             self.stats = {"authorize": 0, "code_exchanges": 0, "refreshes": 0, "client_credentials": 0,
                           "refused": 0}
+            self.shop_stats: dict[str, dict[str, int]] = {}
+
+    def _count(self, shop: Any, key: str) -> None:
+        self.stats[key] += 1
+        if shop is not None:
+            per = self.shop_stats.setdefault(shop.domain, {k: 0 for k in self.stats})
+            per[key] += 1
+
+    def stats_for(self, shop: str | None) -> dict[str, int]:
+        with self.lock:
+            if shop:
+                return dict(self.shop_stats.get(shop, {k: 0 for k in self.stats}))
+            return dict(self.stats)
 
     # ---- admin ------------------------------------------------------------------------------------------------
     def configure_app(self, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +94,7 @@ class OAuth:
             app = self.apps.get(cid)
             if shop is None or app is None or not redirect.startswith(("http://", "https://")):
                 return 400, {}, {"error": "invalid_request", "error_description": "unknown shop, app or redirect_uri"}
-            self.stats["authorize"] += 1
+            self._count(shop, "authorize")
             code = secrets.token_hex(16)
             self.codes[code] = {"shop": shop.domain, "client_id": cid, "expires": time.time() + app["code_ttl"]}
             params = {"code": code, "host": "c2FuZGJveA", "shop": shop.domain, "state": query.get("state", ""),
@@ -113,31 +126,31 @@ class OAuth:
         with self.lock:
             app = self.apps.get(cid)
             if app is None or not hmac.compare_digest(secret, app["secret"]):
-                self.stats["refused"] += 1
+                self._count(shop, "refused")
                 return 401, {"error": "invalid_client", "error_description": "Client authentication failed"}
             if shop is None:
                 return 400, {"error": "invalid_request", "error_description": "unknown shop"}
             grant = form.get("grant_type")
             if grant == "client_credentials":
-                self.stats["client_credentials"] += 1
+                self._count(shop, "client_credentials")
                 refusal = self.cc_refusal.get(shop.domain)
                 if refusal:
-                    self.stats["refused"] += 1
+                    self._count(shop, "refused")
                     desc = {"shop_not_permitted": "Client credentials cannot be performed on this shop.",
                             "app_not_installed": "App is not installed on this shop."}.get(refusal, refusal)
                     return 400, {"error": refusal, "error_description": desc}
                 return 200, self._issue(shop, cid, app["cc_ttl"], False, None, app)
             if grant == "refresh_token":
-                self.stats["refreshes"] += 1
+                self._count(shop, "refreshes")
                 rt = form.get("refresh_token", "")
                 entry = self.refresh.get(rt)
                 mode = self.revoked.get(shop.domain)
                 if mode == "401":
-                    self.stats["refused"] += 1
+                    self._count(shop, "refused")
                     return 401, {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
                 if (entry is None or entry["retired"] or entry["shop"] != shop.domain or entry["client_id"] != cid
                         or entry["expires"] <= time.time() or mode == "400"):
-                    self.stats["refused"] += 1
+                    self._count(shop, "refused")
                     return 400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
                 # Using a refresh token retires the one it replaced (the old one's grace ends here).
                 if entry["parent"] and entry["parent"] in self.refresh:
@@ -146,11 +159,11 @@ class OAuth:
                 return 200, self._issue(shop, cid, app["access_ttl"], True, rt, app)
             code = form.get("code")
             if code is not None:
-                self.stats["code_exchanges"] += 1
+                self._count(shop, "code_exchanges")
                 entry = self.codes.pop(code, None)
                 if entry is None or entry["expires"] <= time.time() or entry["shop"] != shop.domain \
                         or entry["client_id"] != cid:
-                    self.stats["refused"] += 1
+                    self._count(shop, "refused")
                     return 400, {"error": "invalid_request",
                                  "error_description": "The authorization code was not found or was already used"}
                 expiring = str(form.get("expiring", "0")) == "1"

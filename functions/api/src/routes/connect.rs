@@ -46,6 +46,15 @@ pub fn may_manage_connections(req: &Request, credentials: &Credentials) -> Resul
     }
 }
 
+/// Whether the shop has a connection in the table (OAuth or client credentials).
+pub async fn is_connected(
+    store: &dropsync_store::Store,
+    shop: &ShopDomain,
+) -> Result<bool, ApiError> {
+    use dropsync_store::ConnectionStore;
+    Ok(store.get_connection(shop).await?.is_some())
+}
+
 /// Decoded query pairs (`+` is a space, `%XX` a byte); a malformed escape is a 400.
 pub fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
     let Some(q) = query else {
