@@ -442,6 +442,18 @@ async fn a_revoked_refresh_token_asks_for_a_reconnect_and_a_reconnect_restores_t
     );
     let e = connections(&fx).await;
     assert_eq!(entry(&e, &fx.shop)["status"], "reconnect_required");
+    let (_, _, body) = raw(
+        &fx,
+        "GET",
+        &format!("/shops/{}/attention", fx.shop),
+        Some(ADMIN),
+    )
+    .await;
+    let attention: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        attention["connections"][0]["kind"], "shopify_reconnect_required",
+        "{attention}"
+    );
     install(&fx, &fx.shop).await;
     let e = connections(&fx).await;
     assert_eq!(entry(&e, &fx.shop)["status"], "connected");

@@ -52,7 +52,9 @@ FUNCTIONS = {
     "ApiFunction": {
         "binary": "api",
         "grants": {
-            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"})),
+            # Query on the table itself: the registry of connected shops (GET /connections).
+            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                       "dynamodb:Query"})),
             ("OrdersTable/index/gsi1", frozenset({"dynamodb:Query"})),
             ("OrdersTable/index/gsi2", frozenset({"dynamodb:Query"})),
             ("OrdersTable/index/gsi3", frozenset({"dynamodb:Query"})),

@@ -562,9 +562,20 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
             .iter()
             .map(|s| view::order_json(&s.order))
             .collect();
+        // Connections needing the merchant (reconnect Shopify, re-authorize AliExpress) head the list.
+        let connections = match &self.connect {
+            Some(c) => c
+                .attention()
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|i| i.get("shop").is_none_or(|s| s == shop.as_str()))
+                .collect(),
+            None => Vec::new(),
+        };
         Ok(json_response(
             StatusCode::OK,
-            &json!({"orders": orders, "next_cursor": page.next}),
+            &json!({"orders": orders, "next_cursor": page.next, "connections": connections}),
         ))
     }
 

@@ -5,8 +5,8 @@
 //!   conditional write naming the version it started from, so two refreshes can never both store
 //!   a pair and a refreshed pair is never overwritten by an older one. A small registry item
 //!   (`CONNECTIONS` / `{shop}`, no tokens) lets `GET /connections` list shops without a scan.
-//! - A nonce is consumed by a conditional delete that returns what it was bound to: only one
-//!   callback can ever use it.
+//! - A nonce is consumed by a conditional update (marking it used) that returns what it was bound
+//!   to: only one callback can ever use it.
 //! - The refresh lease (`SHOP#{shop}` / `TOKEN_LEASE`) is claimed with a conditional put and
 //!   expires by itself, so a crashed holder never blocks a shop for long.
 //!
@@ -16,7 +16,6 @@ use crate::Store;
 use crate::codec::{Item, n, s, shop_pk};
 use crate::error::{self, StoreError};
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use dropsync_domain::ShopDomain;
@@ -377,25 +376,21 @@ impl ConnectionStore for Store {
     }
 
     async fn take_nonce(&self, nonce: &str) -> Result<Option<NonceBinding>, StoreError> {
+        // Marked used (not deleted) so the functions need no DeleteItem; TTL sweeps it later.
         let res = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
             .set_key(Some(key(nonce_pk(nonce), "STATE")))
-            .condition_expression("attribute_exists(pk)")
+            .update_expression("SET used = :t")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(used)")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
         let out = match res {
             Ok(out) => out,
-            Err(SdkError::ServiceError(se))
-                if matches!(
-                    se.err(),
-                    DeleteItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                return Ok(None);
-            }
+            Err(e) if conditional(&e) => return Ok(None),
             Err(e) => return Err(error::sdk(e)),
         };
         let Some(old) = out.attributes() else {
@@ -452,13 +447,17 @@ impl ConnectionStore for Store {
         shop: &ShopDomain,
         owner: &str,
     ) -> Result<(), StoreError> {
+        // Ends the lease by moving its end to the past (UpdateItem: no DeleteItem needed).
         let res = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
             .set_key(Some(key(shop_pk(shop), LEASE_SK)))
+            .update_expression("SET #u = :zero")
             .condition_expression("#o = :me")
+            .expression_attribute_names("#u", "until")
             .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":me", s(owner))
             .send()
             .await;
