@@ -53,7 +53,8 @@ async fn fixture() -> Fx {
         sandbox_post(
             &base,
             "/_admin/shops",
-            json!({"shop": s.as_str(), "access_token": format!("shpat_placeholder_{s}"), "webhook_secret": SECRET}),
+            json!({"shop": s.as_str(), "access_token": format!("shpat_placeholder_{s}"), "webhook_secret": SECRET,
+                   "bucket_size": 20000, "restore_rate": 10000}),
         )
         .await;
     }
@@ -556,5 +557,67 @@ async fn a_deleted_subscription_is_repaired_by_the_reconcile_route() {
         .await
         .0,
         401
+    );
+}
+
+#[tokio::test]
+async fn a_thousand_calls_across_an_expiry_cost_one_token_call_measured() {
+    let fx = fixture().await;
+    install(&fx, &fx.shop).await;
+    let before = oauth_stats(&fx, &fx.shop).await["refreshes"]
+        .as_u64()
+        .unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut set = tokio::task::JoinSet::new();
+    for worker in 0..20u64 {
+        let (tokens, admin, shop) = (
+            fx.connect.tokens.clone(),
+            fx.connect.admin.clone(),
+            fx.shop.clone(),
+        );
+        let (base, done, latencies) = (fx.base.clone(), done.clone(), latencies.clone());
+        set.spawn(async move {
+            for i in 0..50u64 {
+                // Halfway through, Shopify expires the token under every worker's feet.
+                if worker == 0 && i == 25 {
+                    sandbox_post(
+                        &base,
+                        "/_admin/oauth/expire",
+                        json!({"shop": shop.as_str()}),
+                    )
+                    .await;
+                }
+                let token = tokens.token(&shop).await.unwrap();
+                if let Err(AdminError::Unauthorized) = admin.list_subscriptions(&shop, &token).await
+                {
+                    let started = std::time::Instant::now();
+                    let fresh = tokens.after_unauthorized(&shop, &token).await.unwrap();
+                    latencies
+                        .lock()
+                        .unwrap()
+                        .push(started.elapsed().as_millis());
+                    admin.list_subscriptions(&shop, &fresh).await.unwrap();
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+    let calls = oauth_stats(&fx, &fx.shop).await["refreshes"]
+        .as_u64()
+        .unwrap()
+        - before;
+    assert_eq!(done.load(std::sync::atomic::Ordering::Relaxed), 1000);
+    assert_eq!(calls, 1);
+    let mut l = latencies.lock().unwrap().clone();
+    l.sort_unstable();
+    println!(
+        "token calls per 1,000 Shopify calls across one expiry: {calls}; callers that met the 401: {}; wait for the renewed token: min {} ms, max {} ms",
+        l.len(),
+        l.first().copied().unwrap_or(0),
+        l.last().copied().unwrap_or(0)
     );
 }
