@@ -32,6 +32,17 @@ pub fn init_logging() {
                 .map(|l| tracing_subscriber::EnvFilter::new(l.to_ascii_lowercase()))
         })
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The AWS SDK traces whole response bodies, and table items hold the shops' OAuth tokens:
+    // never below debug for the SDK's wire crates, whatever the level asked for.
+    let filter = [
+        "aws_smithy_runtime=debug",
+        "aws_smithy_runtime_api=debug",
+        "aws_smithy_http=debug",
+        "aws_smithy_http_client=debug",
+    ]
+    .iter()
+    .filter_map(|d| d.parse().ok())
+    .fold(filter, tracing_subscriber::EnvFilter::add_directive);
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
