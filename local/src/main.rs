@@ -66,6 +66,11 @@ async fn main() -> Result<(), Error> {
     config.tracking_queue_url = Some(tracking_url.clone());
     config.continuation_queue_url = urls.get("PollerContinuationQueue").cloned();
 
+    // `make local` serves on 127.0.0.1:${PORT}: that is where OAuth redirects come back to.
+    if config.public_url.is_none() {
+        let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+        config.public_url = Some(format!("http://127.0.0.1:{}", port.trim()));
+    }
     let credentials = Arc::new(Credentials::load(&config.credentials).await?);
     let store = wiring::store(&aws, &config);
     let admin = Arc::new(wiring::admin_client(&config)?);
@@ -94,6 +99,7 @@ async fn main() -> Result<(), Error> {
             credentials: credentials.clone(),
             sync: Some(sync.clone()),
             place: Some(place),
+            connect: wiring::connect_service(&config, &credentials, &store)?.map(Arc::new),
         },
     });
     let pusher = Arc::new(PushService {

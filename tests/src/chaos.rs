@@ -555,6 +555,7 @@ async fn setup(cfg: ChaosConfig) -> Ctx {
             credentials: credentials.clone(),
             sync: Some(sync.clone()),
             place: None,
+            connect: None,
         },
     });
     let pusher = Arc::new(PushService {

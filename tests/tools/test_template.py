@@ -52,9 +52,10 @@ FUNCTIONS = {
     "ApiFunction": {
         "binary": "api",
         "grants": {
-            # DeleteItem: the dashboard's sign-out deletes its session.
+            # DeleteItem: the dashboard's sign-out deletes its session. Query on the table itself:
+            # the registry of connected shops (GET /connections).
             ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                                       "dynamodb:DeleteItem"})),
+                                       "dynamodb:DeleteItem", "dynamodb:Query"})),
             ("OrdersTable/index/gsi1", frozenset({"dynamodb:Query"})),
             ("OrdersTable/index/gsi2", frozenset({"dynamodb:Query"})),
             ("OrdersTable/index/gsi3", frozenset({"dynamodb:Query"})),

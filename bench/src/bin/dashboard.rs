@@ -143,6 +143,7 @@ async fn main() {
         })),
         sync: None,
         place: None,
+        connect: None,
     };
     let res = api
         .handle(apigw_request(

@@ -295,6 +295,7 @@ async fn main() {
             credentials: creds.clone(),
             sync: Some(sync.clone()),
             place: None,
+            connect: None,
         },
         webhook_ns: AtomicU64::new(0),
         api_ns: AtomicU64::new(0),

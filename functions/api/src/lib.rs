@@ -143,6 +143,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/shops/{shop}/mappings/{variant_id}"),
     ("POST", "/shops/{shop}/orders/{order_id}/place"),
     ("POST", "/shops/{shop}/orders/place"),
+    ("GET", "/connect/shopify"),
+    ("GET", "/connect/shopify/callback"),
+    ("GET", "/connect/aliexpress"),
+    ("GET", "/connect/aliexpress/callback"),
+    ("GET", "/connections"),
+    ("POST", "/shops/{shop}/webhooks/reconcile"),
 ];
 
 /// A matched route.
@@ -160,6 +166,12 @@ enum Route {
     Mapping(ShopDomain, u64),
     PlaceOrder(ShopDomain, u64),
     PlaceBulk(ShopDomain),
+    ConnectShopify,
+    ShopifyCallback,
+    ConnectAliexpress,
+    AliexpressCallback,
+    Connections,
+    ReconcileWebhooks(ShopDomain),
 }
 
 fn parse_shop(seg: &str) -> Result<ShopDomain, ApiError> {
@@ -239,6 +251,23 @@ fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
             allow(method == Method::GET || method == Method::PUT, "GET, PUT")?;
             Ok(Route::Settings(parse_shop(shop)?))
         }
+        ["connect", "shopify"] => {
+            allow(method == Method::GET, "GET").map(|_| Route::ConnectShopify)
+        }
+        ["connect", "shopify", "callback"] => {
+            allow(method == Method::GET, "GET").map(|_| Route::ShopifyCallback)
+        }
+        ["connect", "aliexpress"] => {
+            allow(method == Method::GET, "GET").map(|_| Route::ConnectAliexpress)
+        }
+        ["connect", "aliexpress", "callback"] => {
+            allow(method == Method::GET, "GET").map(|_| Route::AliexpressCallback)
+        }
+        ["connections"] => allow(method == Method::GET, "GET").map(|_| Route::Connections),
+        ["shops", shop, "webhooks", "reconcile"] => {
+            allow(method == Method::POST, "POST")?;
+            Ok(Route::ReconcileWebhooks(parse_shop(shop)?))
+        }
         _ => Err(ApiError::NotFound),
     }
 }
@@ -297,6 +326,8 @@ pub struct Api<A, Q> {
     pub sync: Option<Arc<SyncService<A, Q>>>,
     /// Supplier-order placement and mapping checks (absent without AliExpress credentials).
     pub place: Option<Arc<dyn Placer>>,
+    /// Connecting stores (absent when `PUBLIC_URL` is not configured).
+    pub connect: Option<Arc<dropsync_app::connect::ConnectService>>,
 }
 
 fn body_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
@@ -387,7 +418,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
         }
     }
 
-    fn authorize(&self, req: &Request, shop: &ShopDomain) -> Result<(), ApiError> {
+    async fn authorize(&self, req: &Request, shop: &ShopDomain) -> Result<(), ApiError> {
         let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
         let first = values.next().ok_or(ApiError::Unauthorized)?;
         if values.next().is_some() {
@@ -403,6 +434,13 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
             .trim();
         match self.credentials.token_sees(token, shop) {
             Access::Granted => Ok(()),
+            // Shops connected by OAuth live in the table, not the credentials document.
+            Access::Forbidden
+                if self.credentials.is_admin(token)
+                    && routes::connect::is_connected(&self.store, shop).await? =>
+            {
+                Ok(())
+            }
             Access::Forbidden => Err(ApiError::Forbidden),
             Access::Unknown => Err(ApiError::Unauthorized),
         }
@@ -423,16 +461,37 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                     Err(ApiError::Unavailable)
                 }
             },
+            Route::ConnectShopify => {
+                routes::connect::start_shopify(self.connect.as_deref(), req, &self.credentials)
+                    .await
+            }
+            Route::ShopifyCallback => {
+                routes::connect::shopify_callback(self.connect.as_deref(), req).await
+            }
+            Route::ConnectAliexpress => {
+                routes::connect::start_aliexpress(self.connect.as_deref(), req, &self.credentials)
+                    .await
+            }
+            Route::AliexpressCallback => {
+                routes::connect::aliexpress_callback(self.connect.as_deref(), req).await
+            }
+            Route::Connections => {
+                routes::connect::connections(self.connect.as_deref(), req, &self.credentials).await
+            }
+            Route::ReconcileWebhooks(shop) => {
+                routes::connect::reconcile(self.connect.as_deref(), req, &self.credentials, &shop)
+                    .await
+            }
             Route::Orders(shop) => {
-                self.authorize(req, &shop)?;
+                self.authorize(req, &shop).await?;
                 self.list(&shop, query).await
             }
             Route::Attention(shop) => {
-                self.authorize(req, &shop)?;
+                self.authorize(req, &shop).await?;
                 self.attention(&shop, query).await
             }
             Route::Order(shop, id) => {
-                self.authorize(req, &shop)?;
+                self.authorize(req, &shop).await?;
                 let stored = self
                     .store
                     .get_order(&shop, id)
@@ -444,11 +503,11 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                 ))
             }
             Route::Link(shop, id) => {
-                self.authorize(req, &shop)?;
+                self.authorize(req, &shop).await?;
                 self.link(&shop, id, body).await
             }
             Route::SyncOrder(shop, id) => {
-                self.authorize(req, &shop)?;
+                self.authorize(req, &shop).await?;
                 let sync = self.sync.as_ref().ok_or(ApiError::Unavailable)?;
                 self.store
                     .get_order(&shop, id)
@@ -462,7 +521,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                 Ok(json_response(StatusCode::OK, &v))
             }
             Route::SyncShop(shop) => {
-                self.authorize(req, &shop)?;
+                self.authorize(req, &shop).await?;
                 let sync = self.sync.as_ref().ok_or(ApiError::Unavailable)?;
                 let from = query_param(query, "cursor")?
                     .filter(|c| !c.is_empty())
@@ -481,11 +540,11 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                 Ok(json_response(StatusCode::OK, &v))
             }
             Route::Mappings(shop) => {
-                self.authorize(req, &shop)?;
+                self.authorize(req, &shop).await?;
                 routes::mappings::list(&self.store, &shop, query).await
             }
             Route::Mapping(shop, variant) => {
-                self.authorize(req, &shop)?;
+                self.authorize(req, &shop).await?;
                 if req.method() == Method::DELETE {
                     return routes::mappings::delete(&self.store, &shop, variant).await;
                 }
@@ -493,15 +552,15 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                     .await
             }
             Route::PlaceOrder(shop, id) => {
-                self.authorize(req, &shop)?;
+                self.authorize(req, &shop).await?;
                 routes::place::place_one(self.place.as_deref(), &shop, id).await
             }
             Route::PlaceBulk(shop) => {
-                self.authorize(req, &shop)?;
+                self.authorize(req, &shop).await?;
                 routes::place::place_bulk(self.place.as_deref(), &shop, body).await
             }
             Route::Settings(shop) => {
-                self.authorize(req, &shop)?;
+                self.authorize(req, &shop).await?;
                 if req.method() == Method::PUT {
                     let settings: ShopSettings = body_json(body)?;
                     validate_settings(&settings)?;
@@ -565,9 +624,20 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
             .iter()
             .map(|s| view::order_json(&s.order))
             .collect();
+        // Connections needing the merchant (reconnect Shopify, re-authorize AliExpress) head the list.
+        let connections = match &self.connect {
+            Some(c) => c
+                .attention()
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|i| i.get("shop").is_none_or(|s| s == shop.as_str()))
+                .collect(),
+            None => Vec::new(),
+        };
         Ok(json_response(
             StatusCode::OK,
-            &json!({"orders": orders, "next_cursor": page.next}),
+            &json!({"orders": orders, "next_cursor": page.next, "connections": connections}),
         ))
     }
 

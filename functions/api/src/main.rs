@@ -44,11 +44,13 @@ async fn main() -> Result<(), Error> {
                     Err(wiring::WiringError::NoAliexpress) => (None, None),
                     Err(e) => return Err(e.into()),
                 };
+                let connect = wiring::connect_service(&config, &credentials, &store)?.map(Arc::new);
                 Ok(Api {
                     store,
                     credentials,
                     sync,
                     place,
+                    connect,
                 })
             }
         })

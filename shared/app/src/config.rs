@@ -40,6 +40,10 @@ pub struct Config {
     /// The tracking queue's `maxReceiveCount` (`TRACKING_MAX_RECEIVES`): a push that fails on this
     /// delivery goes to the dead-letter queue, so the pusher records why on the order first.
     pub tracking_max_receives: u32,
+    /// `PUBLIC_URL`: where browsers, Shopify and AliExpress reach this deployment (OAuth redirect
+    /// URLs and webhook subscriptions are built from it). `None` when unset: connecting stores
+    /// and managing subscriptions then answer that it must be set.
+    pub public_url: Option<String>,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -126,6 +130,9 @@ impl Config {
             poll_concurrency: parse("POLL_CONCURRENCY", 16usize)?.clamp(1, 256),
             poll_reserve: Duration::from_secs(parse("POLL_RESERVE_SECONDS", 30u64)?),
             tracking_max_receives: parse("TRACKING_MAX_RECEIVES", 8u32)?.max(1),
+            public_url: var("PUBLIC_URL")
+                .map(|v| url("PUBLIC_URL", v))
+                .transpose()?,
         })
     }
 }

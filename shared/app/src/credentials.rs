@@ -21,34 +21,82 @@ pub enum CredentialsError {
     Malformed(String),
 }
 
-/// A shop's secrets.
+/// A shop's secrets. Either a legacy pasted token (`access_token` plus `webhook_secrets`), or
+/// `client_credentials: true`: the token is minted with the app's id and secret and webhooks are
+/// signed with the app's client secret.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShopCredentials {
-    pub access_token: String,
-    /// The current webhook secret first; during a rotation, the previous one after it.
+    /// A legacy admin-created app's non-expiring `shpat_` token.
+    #[serde(default)]
+    pub access_token: Option<String>,
+    /// The current webhook secret first; during a rotation, the previous one after it. Empty for
+    /// shops whose webhooks are signed with the app's client secret.
+    #[serde(default)]
     pub webhook_secrets: Vec<String>,
+    /// The token comes from the client credentials grant (`shopify_app` is then required).
+    #[serde(default)]
+    pub client_credentials: bool,
     /// Optional merchant-API token that sees this shop only (the `admin_token` sees every shop).
     #[serde(default)]
     pub api_token: Option<String>,
 }
 
-/// The AliExpress app and its tokens.
+/// The AliExpress app and, optionally, tokens that seed the table (`GET /connect/aliexpress`
+/// obtains them otherwise).
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AliexpressCredentials {
     pub app_key: String,
     pub app_secret: String,
-    pub access_token: String,
-    pub refresh_token: String,
+    #[serde(default)]
+    pub access_token: Option<String>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
     #[serde(default)]
     pub expire_time: Option<i64>,
+}
+
+/// The merchant's Shopify Dev Dashboard app: OAuth and the client credentials grant use its id and
+/// secret, and Shopify signs the webhooks of shops connected through it with the secret.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopifyApp {
+    pub client_id: String,
+    pub client_secret: String,
+    /// The secret before a rotation, still accepted on webhooks and OAuth callbacks meanwhile.
+    #[serde(default)]
+    pub previous_client_secret: Option<String>,
+    /// Comma-separated access scopes requested on connect.
+    pub scopes: String,
+}
+
+impl ShopifyApp {
+    /// The secrets Shopify may sign with: the current one first.
+    pub fn secrets(&self) -> Vec<String> {
+        std::iter::once(self.client_secret.clone())
+            .chain(self.previous_client_secret.clone())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
+impl fmt::Debug for ShopifyApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShopifyApp")
+            .field("client_id", &self.client_id)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Document {
     admin_token: String,
+    #[serde(default)]
+    shopify_app: Option<ShopifyApp>,
+    #[serde(default)]
     shops: BTreeMap<String, ShopCredentials>,
     #[serde(default)]
     aliexpress: Option<AliexpressCredentials>,
@@ -58,6 +106,7 @@ struct Document {
 #[derive(Clone)]
 pub struct Credentials {
     pub admin_token: String,
+    pub shopify_app: Option<ShopifyApp>,
     pub shops: BTreeMap<ShopDomain, ShopCredentials>,
     pub aliexpress: Option<AliexpressCredentials>,
 }
@@ -65,6 +114,7 @@ pub struct Credentials {
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
+            .field("shopify_app", &self.shopify_app)
             .field("shops", &self.shops.keys().collect::<Vec<_>>())
             .field("aliexpress", &self.aliexpress.is_some())
             .finish_non_exhaustive()
@@ -99,12 +149,36 @@ impl Credentials {
             let shop = ShopDomain::parse(&name).map_err(|_| {
                 CredentialsError::Malformed(format!("{name:?} is not a *.myshopify.com domain"))
             })?;
-            if creds.webhook_secrets.is_empty()
-                || creds.webhook_secrets.iter().any(|s| s.is_empty())
-            {
+            if creds.webhook_secrets.iter().any(|s| s.is_empty()) {
                 return Err(CredentialsError::Malformed(format!(
-                    "{shop}: webhook_secrets must hold at least one non-empty secret"
+                    "{shop}: webhook_secrets must not hold an empty secret"
                 )));
+            }
+            match (&creds.access_token, creds.client_credentials) {
+                (Some(_), true) => {
+                    return Err(CredentialsError::Malformed(format!(
+                        "{shop}: either access_token or client_credentials, not both"
+                    )));
+                }
+                (Some(token), false) => {
+                    if token.is_empty() || creds.webhook_secrets.is_empty() {
+                        return Err(CredentialsError::Malformed(format!(
+                            "{shop}: a legacy access_token needs webhook_secrets with at least one secret"
+                        )));
+                    }
+                }
+                (None, true) => {
+                    if doc.shopify_app.is_none() {
+                        return Err(CredentialsError::Malformed(format!(
+                            "{shop}: client_credentials needs the shopify_app section"
+                        )));
+                    }
+                }
+                (None, false) => {
+                    return Err(CredentialsError::Malformed(format!(
+                        "{shop}: needs an access_token or \"client_credentials\": true"
+                    )));
+                }
             }
             if creds.api_token.as_deref().is_some_and(|t| t.len() < 16) {
                 return Err(CredentialsError::Malformed(format!(
@@ -113,8 +187,18 @@ impl Credentials {
             }
             shops.insert(shop, creds);
         }
+        if let Some(app) = &doc.shopify_app
+            && (app.client_id.trim().is_empty()
+                || app.client_secret.trim().is_empty()
+                || app.scopes.trim().is_empty())
+        {
+            return Err(CredentialsError::Malformed(
+                "shopify_app needs client_id, client_secret and scopes".into(),
+            ));
+        }
         Ok(Self {
             admin_token: doc.admin_token,
+            shopify_app: doc.shopify_app,
             shops,
             aliexpress: doc.aliexpress,
         })
@@ -122,6 +206,24 @@ impl Credentials {
 
     pub fn shop(&self, shop: &ShopDomain) -> Option<&ShopCredentials> {
         self.shops.get(shop)
+    }
+
+    /// The secrets a shop's webhooks may be signed with: its own `webhook_secrets` when it has
+    /// them (legacy apps), else the app's client secret and, during a rotation, the previous one.
+    pub fn webhook_secrets_for(&self, shop: &ShopDomain) -> Vec<String> {
+        match self.shops.get(shop) {
+            Some(c) if !c.webhook_secrets.is_empty() => c.webhook_secrets.clone(),
+            _ => self
+                .shopify_app
+                .as_ref()
+                .map(ShopifyApp::secrets)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether a bearer token is the admin token (constant time).
+    pub fn is_admin(&self, token: &str) -> bool {
+        constant_eq(token.as_bytes(), self.admin_token.as_bytes())
     }
 
     /// Whether a bearer token may act on a shop: the admin token on every configured shop, a
@@ -256,6 +358,42 @@ mod tests {
     }
 
     #[test]
+    fn a_document_with_an_app_and_a_client_credentials_shop_parses_and_debug_hides_the_secret() {
+        let raw = br#"{"admin_token":"0123456789abcdef-admin","shopify_app":{"client_id":"cid","client_secret":"app_secret_now","previous_client_secret":"app_secret_old","scopes":"read_orders,write_orders"},"shops":{"legacy.myshopify.com":{"access_token":"shpat_legacy","webhook_secrets":["whsec"]},"same-org.myshopify.com":{"client_credentials":true}},"aliexpress":{"app_key":"123","app_secret":"ae_secret"}}"#;
+        let c = Credentials::parse(raw).unwrap();
+        let cc = ShopDomain::parse("same-org.myshopify.com").unwrap();
+        let legacy = ShopDomain::parse("legacy.myshopify.com").unwrap();
+        let oauth = ShopDomain::parse("oauth-only.myshopify.com").unwrap();
+        assert!(c.shop(&cc).unwrap().client_credentials);
+        assert!(c.shop(&cc).unwrap().access_token.is_none());
+        assert_eq!(c.webhook_secrets_for(&legacy), vec!["whsec".to_owned()]);
+        assert_eq!(
+            c.webhook_secrets_for(&cc),
+            vec!["app_secret_now".to_owned(), "app_secret_old".to_owned()]
+        );
+        assert_eq!(c.webhook_secrets_for(&oauth).len(), 2);
+        assert!(c.aliexpress.as_ref().unwrap().access_token.is_none());
+        let dbg = format!("{c:?}");
+        assert!(dbg.contains("cid"), "{dbg}");
+        for secret in [
+            "app_secret_now",
+            "app_secret_old",
+            "shpat_legacy",
+            "ae_secret",
+        ] {
+            assert!(!dbg.contains(secret), "{dbg}");
+        }
+    }
+
+    #[test]
+    fn a_shop_without_an_app_gets_no_webhook_secrets() {
+        let raw = br#"{"admin_token":"0123456789abcdef-admin","shops":{}}"#;
+        let c = Credentials::parse(raw).unwrap();
+        let shop = ShopDomain::parse("x.myshopify.com").unwrap();
+        assert!(c.webhook_secrets_for(&shop).is_empty());
+    }
+
+    #[test]
     fn malformed_documents_fail_with_a_clear_message() {
         for raw in [
             &b"not json"[..],
@@ -263,6 +401,10 @@ mod tests {
             br#"{"admin_token":"0123456789abcdef-admin","shops":{"evil.com":{"access_token":"x","webhook_secrets":["s"]}}}"#,
             br#"{"admin_token":"0123456789abcdef-admin","shops":{"a.myshopify.com":{"access_token":"x","webhook_secrets":[]}}}"#,
             br#"{"admin_token":"0123456789abcdef-admin","shops":{},"surprise":1}"#,
+            br#"{"admin_token":"0123456789abcdef-admin","shops":{"a.myshopify.com":{"client_credentials":true}}}"#,
+            br#"{"admin_token":"0123456789abcdef-admin","shops":{"a.myshopify.com":{}}}"#,
+            br#"{"admin_token":"0123456789abcdef-admin","shopify_app":{"client_id":"c","client_secret":"s","scopes":"read_orders"},"shops":{"a.myshopify.com":{"client_credentials":true,"access_token":"shpat_x","webhook_secrets":["s"]}}}"#,
+            br#"{"admin_token":"0123456789abcdef-admin","shopify_app":{"client_id":"c","client_secret":"","scopes":"read_orders"},"shops":{}}"#,
         ] {
             assert!(matches!(Credentials::parse(raw), Err(CredentialsError::Malformed(_))));
         }

@@ -3,11 +3,13 @@
 //! — each generic over the narrow ports it talks through (AliExpress, Shopify Admin, the queue).
 
 pub mod config;
+pub mod connect;
 pub mod credentials;
 pub mod place;
 pub mod push;
 pub mod queue;
 pub mod sync;
+pub mod tokens;
 pub mod webhook;
 pub mod wiring;
 
@@ -31,6 +33,17 @@ pub fn init_logging() {
                 .map(|l| tracing_subscriber::EnvFilter::new(l.to_ascii_lowercase()))
         })
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The AWS SDK traces whole response bodies, and table items hold the shops' OAuth tokens:
+    // never below debug for the SDK's wire crates, whatever the level asked for.
+    let filter = [
+        "aws_smithy_runtime=debug",
+        "aws_smithy_runtime_api=debug",
+        "aws_smithy_http=debug",
+        "aws_smithy_http_client=debug",
+    ]
+    .iter()
+    .filter_map(|d| d.parse().ok())
+    .fold(filter, tracing_subscriber::EnvFilter::add_directive);
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

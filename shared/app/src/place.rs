@@ -14,6 +14,7 @@
 
 use crate::Credentials;
 use crate::now_ms;
+use crate::tokens::ProviderError;
 use dropsync_aliexpress::{
     AeError, AliExpressPlacing, CreateOutcome, FreightOption, LogisticsAddress, PlaceItem,
     PlaceOrderRequest, ProductAnswer,
@@ -45,6 +46,11 @@ pub trait AddressSource: Send + Sync {
         token: &str,
         order_id: u64,
     ) -> impl Future<Output = Result<Option<Option<ShippingAddress>>, AdminError>> + Send;
+
+    /// `SHOPIFY_ADMIN_URL` when set: the token endpoint lives there too.
+    fn admin_base_override(&self) -> Option<String> {
+        None
+    }
 }
 
 impl AddressSource for AdminClient {
@@ -56,6 +62,10 @@ impl AddressSource for AdminClient {
     ) -> impl Future<Output = Result<Option<Option<ShippingAddress>>, AdminError>> + Send {
         self.order_shipping_address(shop, token, order_id)
     }
+
+    fn admin_base_override(&self) -> Option<String> {
+        dropsync_shopify::admin::ShopifyAdmin::admin_base_override(self)
+    }
 }
 
 impl<T: AddressSource> AddressSource for Arc<T> {
@@ -66,6 +76,10 @@ impl<T: AddressSource> AddressSource for Arc<T> {
         order_id: u64,
     ) -> impl Future<Output = Result<Option<Option<ShippingAddress>>, AdminError>> + Send {
         T::shipping_address(self, shop, token, order_id)
+    }
+
+    fn admin_base_override(&self) -> Option<String> {
+        T::admin_base_override(self)
     }
 }
 
@@ -89,6 +103,9 @@ pub enum PlaceError {
     /// dropsync has no Shopify token for the shop.
     #[error("no Shopify access for this shop")]
     NoToken,
+    /// Shopify refused the shop's renewal: the merchant must reconnect before placing.
+    #[error("the shop must be reconnected to Shopify: {0}")]
+    ReconnectRequired(String),
 }
 
 /// Why a mapping was not stored.
@@ -184,11 +201,18 @@ fn cheapest(options: &[FreightOption], value_cents: u64) -> Option<&FreightOptio
 impl<P: AliExpressPlacing, S: AddressSource> PlaceService<P, S> {
     /// The shop's Shopify token. The one place placement reads it, so a token provider can
     /// replace this without touching the rest.
-    fn shop_token(&self, shop: &ShopDomain) -> Result<String, PlaceError> {
-        self.credentials
-            .shop(shop)
-            .map(|c| c.access_token.clone())
-            .ok_or(PlaceError::NoToken)
+    async fn shop_token(&self, shop: &ShopDomain) -> Result<String, PlaceError> {
+        let tokens = crate::tokens::shared(
+            &self.store,
+            &self.credentials,
+            self.shopify.admin_base_override(),
+        )
+        .map_err(|e| PlaceError::Shopify(AdminError::Retryable(e.to_string())))?;
+        tokens.token(shop).await.map_err(|e| match e {
+            ProviderError::NotConnected => PlaceError::NoToken,
+            ProviderError::ReconnectRequired(why) => PlaceError::ReconnectRequired(why),
+            ProviderError::Unavailable(why) => PlaceError::Shopify(AdminError::Retryable(why)),
+        })
     }
 
     async fn record_failure(
@@ -246,7 +270,7 @@ impl<P: AliExpressPlacing, S: AddressSource> PlaceService<P, S> {
             return Ok(stored);
         }
 
-        let token = self.shop_token(shop)?;
+        let token = self.shop_token(shop).await?;
         let address = match self.shopify.shipping_address(shop, &token, order_id).await {
             Ok(Some(Some(a))) => a,
             Ok(Some(None)) => {

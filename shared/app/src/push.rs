@@ -20,6 +20,7 @@
 use crate::credentials::Credentials;
 use crate::now_ms;
 use crate::queue::PushMessage;
+use crate::tokens::ProviderError;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -290,6 +291,10 @@ struct Target<'a> {
     order_id: u64,
     ae: u64,
     tn: &'a str,
+    /// A 401 may still be answered by renewing the token once.
+    retry_on_401: std::sync::atomic::AtomicBool,
+    /// Shopify answered 401 to the token this push used.
+    refused_token: std::sync::atomic::AtomicBool,
 }
 
 impl<A: ShopifyAdmin> PushService<A> {
@@ -305,6 +310,8 @@ impl<A: ShopifyAdmin> PushService<A> {
             order_id,
             ae: ae_order_id,
             tn: msg.tracking_number.as_str(),
+            retry_on_401: std::sync::atomic::AtomicBool::new(true),
+            refused_token: std::sync::atomic::AtomicBool::new(false),
         };
         let Some(stored) = self.store.get_order(t.shop, order_id).await? else {
             return Ok(PushOutcome::Skipped("no such order"));
@@ -328,19 +335,50 @@ impl<A: ShopifyAdmin> PushService<A> {
         if !record.active {
             return Ok(PushOutcome::Skipped("shop inactive"));
         }
-        let Some(token) = self
-            .credentials
-            .shop(t.shop)
-            .map(|c| c.access_token.clone())
-        else {
-            return self.flag(&t, "no access token for this shop").await;
+        let tokens = crate::tokens::shared(
+            &self.store,
+            &self.credentials,
+            self.admin.admin_base_override(),
+        )
+        .map_err(|e| PushError::Retry(e.to_string()))?;
+        let token = match tokens.token(t.shop).await {
+            Ok(token) => token,
+            Err(ProviderError::NotConnected) => {
+                return self.flag(&t, "no access token for this shop").await;
+            }
+            // The push stays due on the package: acknowledged now, re-sent once the merchant
+            // reconnects (the reconnect re-queues the shop's due pushes), never dead-lettered.
+            Err(ProviderError::ReconnectRequired(_)) => {
+                info!(shop = %t.shop, order_id, ae_order_id, "shop must reconnect to Shopify; push left pending");
+                return Ok(PushOutcome::Skipped("shop must reconnect to Shopify"));
+            }
+            Err(ProviderError::Unavailable(e)) => return Err(PushError::Retry(e)),
         };
+        // A legacy token cannot be renewed: a 401 is flagged as before.
+        t.retry_on_401.store(
+            !tokens.is_legacy(t.shop),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let Some(lease) = self.claim(&t).await? else {
             return Err(PushError::Retry(
                 "another worker is pushing this package".to_owned(),
             ));
         };
-        let result = self.push(&t, &token, &package, &record.settings).await;
+        let mut result = self.push(&t, &token, &package, &record.settings).await;
+        if t.refused_token.load(std::sync::atomic::Ordering::Relaxed) {
+            // Once after a 401: renew (single-flight) and push again with the new token.
+            t.refused_token
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            t.retry_on_401
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            result = match tokens.after_unauthorized(t.shop, &token).await {
+                Ok(fresh) => self.push(&t, &fresh, &package, &record.settings).await,
+                Err(ProviderError::ReconnectRequired(_)) => {
+                    Ok(PushOutcome::Skipped("shop must reconnect to Shopify"))
+                }
+                Err(e) => Err(PushError::Retry(e.to_string())),
+            };
+        }
         self.release(&t, lease).await;
         result
     }
@@ -517,6 +555,13 @@ impl<A: ShopifyAdmin> PushService<A> {
     }
 
     async fn admin_error(&self, t: &Target<'_>, e: AdminError) -> Result<PushOutcome, PushError> {
+        if matches!(e, AdminError::Unauthorized)
+            && t.retry_on_401.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            t.refused_token
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            return Err(PushError::Retry("Shopify refused the access token".into()));
+        }
         if e.is_retryable() {
             warn!(shop = %t.shop, order_id = t.order_id, tracking = t.tn, error = %e,
                 "Shopify unavailable; message will come back");

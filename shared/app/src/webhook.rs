@@ -107,12 +107,12 @@ impl<A: ShopifyAdmin> WebhookService<A> {
             .ok_or_else(|| WebhookError::BadRequest("missing X-Shopify-Shop-Domain".into()))?;
         let shop = ShopDomain::parse(shop_header)
             .map_err(|_| WebhookError::BadRequest("invalid X-Shopify-Shop-Domain".into()))?;
-        let creds = self
-            .credentials
-            .shop(&shop)
-            .ok_or(WebhookError::Unauthorized)?;
+        let secrets = self.credentials.webhook_secrets_for(&shop);
+        if secrets.is_empty() {
+            return Err(WebhookError::Unauthorized);
+        }
         let hmac = header("x-shopify-hmac-sha256").ok_or(WebhookError::Unauthorized)?;
-        if !verify_hmac(&creds.webhook_secrets, body, hmac) {
+        if !verify_hmac(&secrets, body, hmac) {
             return Err(WebhookError::Unauthorized);
         }
         let headers = read_headers(&header).map_err(header_error)?;
@@ -148,7 +148,18 @@ impl<A: ShopifyAdmin> WebhookService<A> {
     }
 
     async fn refetch(&self, shop: &ShopDomain, id: u64) -> Result<Outcome, WebhookError> {
-        let token = self.credentials.shop(shop).map(|c| c.access_token.clone());
+        // Tokens come from the one provider (legacy, client credentials or OAuth alike).
+        let token = match &self.admin {
+            Some(admin) => match crate::tokens::shared(
+                &self.store,
+                &self.credentials,
+                admin.admin_base_override(),
+            ) {
+                Ok(tokens) => tokens.token(shop).await.ok(),
+                Err(_) => None,
+            },
+            None => None,
+        };
         if let (Some(admin), Some(token)) = (&self.admin, token) {
             match admin.fetch_order(shop, &token, id).await {
                 Ok(Some((id, facts))) => {

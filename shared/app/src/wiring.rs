@@ -108,8 +108,8 @@ pub fn iop_client(
             app_key: ae.app_key.clone(),
             app_secret: ae.app_secret.clone(),
             initial_tokens: Tokens {
-                access_token: ae.access_token.clone(),
-                refresh_token: ae.refresh_token.clone(),
+                access_token: ae.access_token.clone().unwrap_or_default(),
+                refresh_token: ae.refresh_token.clone().unwrap_or_default(),
                 expire_time_ms: ae.expire_time,
             },
             calls_per_second: config.aliexpress_calls_per_second,
@@ -182,4 +182,34 @@ impl<T: Send + Sync + 'static> Deferred<T> {
             crate::config::CredentialsSource::Secret(_) => Ok(()),
         }
     }
+}
+
+/// The connect service, when `PUBLIC_URL` is configured (redirect URLs and webhook
+/// subscriptions are built from it).
+pub fn connect_service(
+    config: &Config,
+    credentials: &Arc<Credentials>,
+    store: &Store,
+) -> Result<Option<crate::connect::ConnectService>, WiringError> {
+    let Some(public_url) = config.public_url.clone() else {
+        return Ok(None);
+    };
+    let tokens = crate::tokens::shared(store, credentials, config.shopify_admin_url.clone())
+        .map_err(|e| WiringError::Client(e.to_string()))?;
+    let token_client = dropsync_shopify::oauth::TokenClient::new(config.shopify_admin_url.clone())
+        .map_err(|e| WiringError::Client(e.to_string()))?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| WiringError::Client(e.to_string()))?;
+    Ok(Some(crate::connect::ConnectService {
+        store: store.clone(),
+        credentials: credentials.clone(),
+        tokens,
+        token_client,
+        admin: Arc::new(admin_client(config)?),
+        public_url,
+        aliexpress_api_url: config.aliexpress_api_url.clone(),
+        http,
+    }))
 }

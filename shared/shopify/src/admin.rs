@@ -15,6 +15,7 @@ mod client;
 pub mod documents;
 mod limiter;
 mod ops;
+pub mod subscriptions;
 mod types;
 mod wire;
 

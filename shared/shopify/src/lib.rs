@@ -2,4 +2,5 @@
 //! and the Admin GraphQL API out (fulfillment orders, fulfillments, tracking updates).
 
 pub mod admin;
+pub mod oauth;
 pub mod webhook;

@@ -6,12 +6,17 @@
 //! stored now; [`Store::update_order`] re-decides from that and tries again.
 
 mod codec;
+pub mod connections;
 mod error;
 mod placing;
 mod sessions;
 mod shops;
 
 pub use codec::{SHARDS, order_pk, shard_of};
+pub use connections::{
+    ConnectMethod, ConnectionStatus, ConnectionStore, MemoryConnections, NonceBinding,
+    ShopConnection, TopicState,
+};
 pub use error::StoreError;
 pub use placing::Ownership;
 pub use sessions::SessionRecord;

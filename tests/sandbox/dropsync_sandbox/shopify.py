@@ -38,6 +38,7 @@ from graphql.utilities import get_operation_ast
 
 from . import shopify_graphql as sg
 from . import shopify_store as st
+from .shopify_oauth import OAuth
 from .shopify_webhooks import deliver, deliver_detailed, serialize, serialize_order, sign_body, verify_signature
 
 __all__ = [
@@ -104,6 +105,8 @@ class SandboxState:
         self.shops: dict[str, st.Shop] = {}
         self.tokens: dict[str, st.Shop] = {}
         self.unauthorized = 0
+        self.token_expiry: dict[str, float] = {}
+        self.oauth = OAuth(self._register_token)
         self._webhook_queue: "queue.Queue[tuple[st.Shop, str, Any, str] | None]" = queue.Queue()
         self._webhook_thread = threading.Thread(target=self._webhook_worker, name="sandbox-webhooks", daemon=True)
         self._webhook_thread.start()
@@ -111,8 +114,27 @@ class SandboxState:
     # ------------------------------------------------------------------------------------------------------------
     # GraphQL
     # ------------------------------------------------------------------------------------------------------------
+    def _register_token(self, token: str, shop: st.Shop, expires_at: float | None) -> None:
+        with self.lock:
+            self.tokens[token] = shop
+            if expires_at is not None:
+                self.token_expiry[token] = expires_at
+
+    def expire_tokens(self, shop: st.Shop) -> int:
+        """Expires every OAuth/client-credentials token of the shop now (they then get 401)."""
+        n = 0
+        with self.lock:
+            for token, s in self.tokens.items():
+                if s is shop and token in self.token_expiry:
+                    self.token_expiry[token] = time.time() - 1
+                    n += 1
+        return n
+
     def graphql(self, version: str, token: str | None, raw_body: bytes) -> Reply:
         shop = self.tokens.get(token or "")
+        expiry = self.token_expiry.get(token or "")
+        if expiry is not None and time.time() >= expiry:
+            shop = None  # an expired expiring token is refused like an unknown one
         if shop is not None and shop.access_token_expires_at is not None and time.time() >= \
                 shop.access_token_expires_at:
             shop = None  # an expired (expiring offline) token is refused like an unknown one
@@ -327,6 +349,8 @@ class SandboxState:
             with self.lock:
                 self.shops.clear()
                 self.tokens.clear()
+                self.token_expiry.clear()
+                self.oauth.reset()
                 self.unauthorized = 0
             return Reply(200, {"ok": True})
         if path == "/_admin/orders" and method == "POST":
@@ -386,6 +410,26 @@ class SandboxState:
             if not name:
                 self.unauthorized = 0
             return Reply(200, {"ok": True})
+        if path == "/_admin/oauth/app" and method == "POST":
+            return Reply(200, self.oauth.configure_app(body))
+        if path == "/_admin/oauth/revoke" and method == "POST":
+            self.oauth.revoke(self._shop(body.get("shop")).domain, str(body.get("mode", "400")))
+            return Reply(200, {"ok": True})
+        if path == "/_admin/oauth/expire" and method == "POST":
+            return Reply(200, {"expired": self.expire_tokens(self._shop(body.get("shop")))})
+        if path == "/_admin/oauth/client_credentials" and method == "POST":
+            self.oauth.refuse_client_credentials(self._shop(body.get("shop")).domain, body.get("refuse"))
+            return Reply(200, {"ok": True})
+        if path == "/_admin/oauth/stats" and method == "GET":
+            return Reply(200, self.oauth.stats_for(query.get("shop")))
+        if path == "/_admin/webhooks/subscriptions" and method == "POST":
+            # Simulates Shopify deleting a subscription (e.g. after repeated delivery failures).
+            shop = self._shop(body.get("shop"))
+            with shop.lock:
+                before = len(shop.webhook_subscriptions)
+                shop.webhook_subscriptions = [x for x in shop.webhook_subscriptions
+                                              if x.get("topic") != body.get("delete_topic")]
+                return Reply(200, {"deleted": before - len(shop.webhook_subscriptions)})
         if path == "/_admin/webhooks/deliver" and method == "POST":
             return Reply(200, self.deliver_admin(body))
         if path == "/_admin/webhooks/log" and method == "GET":
@@ -597,7 +641,20 @@ class _Handler(BaseHTTPRequestHandler):
             path = parts.path
             query = {k: v[-1] for k, v in urllib.parse.parse_qs(parts.query).items()}
             m = _GRAPHQL_PATH.match(path)
-            if m:
+            if path == "/admin/oauth/authorize" and method == "GET":
+                # With a shared base (SHOPIFY_ADMIN_URL) the shop travels as a query parameter.
+                status, headers, body = self.state.oauth.authorize(self.state.shops.get(query.get("shop", "")), query)
+                reply = Reply(status, body, headers)
+            elif path == "/admin/oauth/access_token" and method == "POST":
+                ctype = (self.headers.get("Content-Type") or "").lower()
+                if "json" in ctype:
+                    form = {k: str(v) for k, v in (json.loads(raw or b"{}") or {}).items()}
+                else:
+                    form = {k: v[-1] for k, v in urllib.parse.parse_qs(raw.decode(), keep_blank_values=True).items()}
+                shop = self.state.shops.get(self.headers.get("X-Shopify-Shop-Domain") or "")
+                status, body = self.state.oauth.token(shop, form)
+                reply = Reply(status, body)
+            elif m:
                 if method != "POST":
                     reply = Reply(405, {"errors": "Method Not Allowed"}, {"Allow": "POST"})
                 else:

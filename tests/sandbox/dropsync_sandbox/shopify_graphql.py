@@ -827,8 +827,59 @@ def build_root(ctx: Context) -> dict[str, Any]:
         return {"__typename": "FulfillmentOrderOpenPayload",
                 "fulfillmentOrder": v.fulfillment_order(fo) if fo else None, "userErrors": _user_errors(errs)}
 
+    def _sub_node(sub: dict[str, str]) -> dict[str, Any]:
+        return {"__typename": "WebhookSubscription", "id": sub["id"], "topic": sub["topic"].upper().replace("/", "_"),
+                "uri": sub["target_url"], "callbackUrl": sub["target_url"]}
+
+    def webhook_subscriptions(info: Any, first: int | None = None, after: str | None = None, **_: Any) -> Any:
+        subs = list(shop.webhook_subscriptions)
+        start = int(after) if after else 0
+        n = first or 50
+        page = subs[start:start + n]
+        more = start + n < len(subs)
+        nodes = [_sub_node(x) for x in page]
+        return {"__typename": "WebhookSubscriptionConnection", "nodes": nodes,
+                "edges": [{"cursor": str(start + i + 1), "node": x} for i, x in enumerate(nodes)],
+                "pageInfo": {"hasNextPage": more, "hasPreviousPage": start > 0,
+                             "startCursor": str(start) if page else None,
+                             "endCursor": str(start + len(page)) if page else None}}
+
+    def _uri_errors(uri: Any) -> list[dict[str, Any]]:
+        if not isinstance(uri, str) or not (uri.startswith("https://") or uri.startswith("http://")):
+            return [{"__typename": "UserError", "field": ["webhookSubscription", "uri"],
+                     "message": "Address is invalid"}]
+        return []
+
+    def webhook_subscription_create(info: Any, topic: str, webhookSubscription: dict[str, Any]) -> Any:
+        uri = webhookSubscription.get("uri") or webhookSubscription.get("callbackUrl")
+        errs = _uri_errors(uri)
+        name = topic.lower().replace("_", "/", 1)
+        if not errs and any(x["topic"] == name and x["target_url"] == uri for x in shop.webhook_subscriptions):
+            errs = [{"__typename": "UserError", "field": ["webhookSubscription", "uri"],
+                     "message": "Address for this topic has already been taken"}]
+        if errs:
+            return {"__typename": "WebhookSubscriptionCreatePayload", "webhookSubscription": None, "userErrors": errs}
+        sub = shop.add_webhook_subscription(name, uri)
+        return {"__typename": "WebhookSubscriptionCreatePayload", "webhookSubscription": _sub_node(sub),
+                "userErrors": []}
+
+    def webhook_subscription_update(info: Any, id: str, webhookSubscription: dict[str, Any]) -> Any:  # noqa: A002
+        uri = webhookSubscription.get("uri") or webhookSubscription.get("callbackUrl")
+        errs = _uri_errors(uri)
+        sub = next((x for x in shop.webhook_subscriptions if x.get("id") == id), None)
+        if sub is None and not errs:
+            errs = [{"__typename": "UserError", "field": ["id"], "message": "Webhook subscription does not exist"}]
+        if errs:
+            return {"__typename": "WebhookSubscriptionUpdatePayload", "webhookSubscription": None, "userErrors": errs}
+        sub["target_url"] = uri
+        return {"__typename": "WebhookSubscriptionUpdatePayload", "webhookSubscription": _sub_node(sub),
+                "userErrors": []}
+
     return {
         # QueryRoot
+        "webhookSubscriptions": webhook_subscriptions,
+        "webhookSubscriptionCreate": webhook_subscription_create,
+        "webhookSubscriptionUpdate": webhook_subscription_update,
         "order": order,
         "orders": orders,
         "fulfillmentOrder": fulfillment_order,

@@ -465,6 +465,15 @@ class Shop:
         self.webhook_log: list[dict[str, Any]] = []
         self.order_counter = 1000
 
+    def _next_subscription_gid(self) -> str:
+        self._subscription_counter = getattr(self, "_subscription_counter", 0) + 1
+        return gid("WebhookSubscription", self._subscription_counter)
+
+    def add_webhook_subscription(self, topic: str, uri: str) -> dict[str, str]:
+        sub = {"id": self._next_subscription_gid(), "topic": topic, "target_url": uri}
+        self.webhook_subscriptions.append(sub)
+        return sub
+
     # ---- configuration --------------------------------------------------------------------------------------
     def configure(self, cfg: dict[str, Any]) -> None:
         if "access_token" in cfg:
@@ -516,6 +525,8 @@ class Shop:
                 if not s.get("topic") or not s.get("target_url"):
                     raise SandboxError("webhook_subscriptions entries need topic and target_url")
             self.webhook_subscriptions = [dict(s) for s in subs]
+            for sub in self.webhook_subscriptions:
+                sub.setdefault("id", self._next_subscription_gid())
         # A (re)configured bucket starts full.
         self.available = self.bucket_size
         self.bucket_ts = time.monotonic()

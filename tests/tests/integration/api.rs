@@ -97,6 +97,7 @@ async fn fixture() -> Fixture {
             credentials: creds,
             sync: Some(sync),
             place: None,
+            connect: None,
         },
         store,
         a,
@@ -160,6 +161,7 @@ async fn health_answers_without_auth_and_fails_when_the_table_is_gone() {
         credentials: fx.api.credentials.clone(),
         sync: None,
         place: None,
+        connect: None,
     };
     let (status, body) =
         response_json(gone.handle(apigw_request("GET", "/health", &[], b"")).await);

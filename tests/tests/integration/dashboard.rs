@@ -48,6 +48,7 @@ async fn fixture() -> Fixture {
             credentials: creds,
             sync: None,
             place: None,
+            connect: None,
         },
         store,
         a,

@@ -18,6 +18,9 @@ mod webhook_support;
 
 mod aliexpress_sandbox;
 mod api;
+mod connect_aliexpress;
+mod connect_log_hygiene;
+mod connect_oauth;
 mod dashboard;
 mod hostile_http;
 mod log_hygiene;

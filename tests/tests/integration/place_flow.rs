@@ -133,6 +133,7 @@ async fn fixture() -> Fx {
             credentials: creds.clone(),
             sync: Some(sync),
             place: Some(place),
+            connect: None,
         }),
         admin,
         credentials: creds,

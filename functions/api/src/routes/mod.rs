@@ -1,4 +1,6 @@
-//! JSON routes kept in their own modules; the router in `lib.rs` dispatches to them.
+//! JSON routes kept in their own modules, over the app services; the router in `lib.rs`
+//! dispatches to them.
 
+pub mod connect;
 pub mod mappings;
 pub mod place;

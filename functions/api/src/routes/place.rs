@@ -17,6 +17,10 @@ impl From<PlaceError> for ApiError {
         match e {
             PlaceError::NotFound => ApiError::NotFound,
             PlaceError::NotPlaceable(why) => ApiError::Conflict(why),
+            PlaceError::ReconnectRequired(_) => ApiError::Conflict(
+                "the shop must be reconnected to Shopify before placing (Shops -> Reconnect)"
+                    .into(),
+            ),
             PlaceError::Store(s) => s.into(),
             e @ (PlaceError::Shopify(_) | PlaceError::Ae(_) | PlaceError::NoToken) => {
                 warn!(error = %e, "placement could not run");
@@ -156,6 +160,10 @@ pub async fn place_bulk(
                 let (status, error) = match &e {
                     PlaceError::NotFound => ("not_found", "order not found".to_owned()),
                     PlaceError::NotPlaceable(why) => ("not_placeable", why.clone()),
+                    PlaceError::ReconnectRequired(_) => (
+                        "reconnect_required",
+                        "the shop must be reconnected to Shopify before placing".to_owned(),
+                    ),
                     _ => ("unavailable", "temporarily unavailable; place it again later".to_owned()),
                 };
                 if matches!(status, "unavailable") {

@@ -193,6 +193,10 @@ impl AdminClient {
     }
 
     /// `{base}/admin/api/{version}/graphql.json`, base `https://{shop}` unless overridden.
+    pub(crate) fn base_override(&self) -> Option<String> {
+        self.base_override.clone()
+    }
+
     pub(crate) fn endpoint(&self, shop: &ShopDomain) -> String {
         match &self.base_override {
             Some(base) => format!("{base}/admin/api/{}/graphql.json", self.api_version),

@@ -147,6 +147,9 @@ pub const OPERATIONS: &[Operation] = &[
     OP_ORDER_FOR_SYNC,
     OP_ORDER_LINE_ITEMS_PAGE,
     OP_ORDER_SHIPPING_ADDRESS,
+    super::subscriptions::OP_WEBHOOK_SUBSCRIPTIONS,
+    super::subscriptions::OP_WEBHOOK_SUBSCRIPTION_CREATE,
+    super::subscriptions::OP_WEBHOOK_SUBSCRIPTION_UPDATE,
 ];
 
 /// `(operation name, document)` of every document dropsync sends: the list CI validates against
@@ -168,6 +171,18 @@ pub const DOCUMENTS: &[(&str, &str)] = &[
     ("OrderForSync", ORDER_FOR_SYNC),
     ("OrderLineItemsPage", ORDER_LINE_ITEMS_PAGE),
     ("OrderShippingAddress", ORDER_SHIPPING_ADDRESS),
+    (
+        "WebhookSubscriptions",
+        super::subscriptions::WEBHOOK_SUBSCRIPTIONS,
+    ),
+    (
+        "WebhookSubscriptionCreate",
+        super::subscriptions::WEBHOOK_SUBSCRIPTION_CREATE,
+    ),
+    (
+        "WebhookSubscriptionUpdate",
+        super::subscriptions::WEBHOOK_SUBSCRIPTION_UPDATE,
+    ),
 ];
 
 #[cfg(test)]

@@ -790,6 +790,10 @@ impl AdminClient {
 }
 
 impl ShopifyAdmin for AdminClient {
+    fn admin_base_override(&self) -> Option<String> {
+        self.base_override()
+    }
+
     async fn fulfillment_state(
         &self,
         shop: &ShopDomain,

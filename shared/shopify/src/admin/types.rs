@@ -50,6 +50,12 @@ pub trait ShopifyAdmin: Send + Sync {
         token: &str,
         order_id: u64,
     ) -> impl Future<Output = Result<Option<(u64, ShopifyFacts)>, AdminError>> + Send;
+
+    /// `SHOPIFY_ADMIN_URL` when set (the token endpoint then lives there too); `None` means
+    /// `https://{shop}`.
+    fn admin_base_override(&self) -> Option<String> {
+        None
+    }
 }
 
 /// An order's fulfillment picture.

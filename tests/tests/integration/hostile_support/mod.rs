@@ -211,6 +211,7 @@ impl Stack {
                 credentials: credentials.clone(),
                 sync: Some(sync.clone()),
                 place: None,
+                connect: None,
             },
         });
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
