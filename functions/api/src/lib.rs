@@ -479,6 +479,8 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                 routes::connect::connections(self.connect.as_deref(), req, &self.credentials).await
             }
             Route::ReconcileWebhooks(shop) => {
+                // A shop the token cannot see is a 403 whatever else is configured.
+                self.authorize(req, &shop).await?;
                 routes::connect::reconcile(self.connect.as_deref(), req, &self.credentials, &shop)
                     .await
             }
