@@ -19,6 +19,9 @@ pub struct ShopRecord {
     pub settings: ShopSettings,
     /// AliExpress said the shop's token is no longer valid: the merchant must re-authorize.
     pub aliexpress_reauth_needed: bool,
+    /// When a confirmed `app/uninstalled` deactivated the shop (ms epoch). `shop/redact` acts
+    /// only 48 h after it, as Shopify itself sends it.
+    pub uninstalled_at_ms: Option<i64>,
 }
 
 /// The AliExpress tokens of one app key, as dropsync last refreshed them.
@@ -68,6 +71,7 @@ impl Store {
                 item.get("ae_reauth"),
                 Some(AttributeValue::Bool(true))
             ),
+            uninstalled_at_ms: get_n(item, "uninstalled_at").ok(),
         })
     }
 
@@ -100,9 +104,44 @@ impl Store {
         self.set_shop_attr(shop, "settings", s(raw)).await
     }
 
+    /// Sets the active flag. Reactivating (a reconnect) also forgets when the shop was
+    /// uninstalled, so a late `shop/redact` can no longer delete a shop that came back.
     pub async fn set_active(&self, shop: &ShopDomain, active: bool) -> Result<(), StoreError> {
-        self.set_shop_attr(shop, "active", AttributeValue::Bool(active))
+        if !active {
+            return self
+                .set_shop_attr(shop, "active", AttributeValue::Bool(false))
+                .await;
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(shop_key(shop)))
+            .update_expression("SET active = :t, shop = :shop REMOVE uninstalled_at")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":shop", s(shop.as_str()))
+            .send()
             .await
+            .map(|_| ())
+            .map_err(error::sdk)
+    }
+
+    /// A confirmed uninstall: inactive from now, and the time kept for `shop/redact`'s 48 h.
+    /// A repeated uninstall keeps the first time.
+    pub async fn mark_uninstalled(&self, shop: &ShopDomain, now_ms: i64) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(shop_key(shop)))
+            .update_expression(
+                "SET active = :f, shop = :shop, uninstalled_at = if_not_exists(uninstalled_at, :at)",
+            )
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
+            .expression_attribute_values(":shop", s(shop.as_str()))
+            .expression_attribute_values(":at", n(now_ms))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(error::sdk)
     }
 
     pub async fn set_aliexpress_reauth(

@@ -70,6 +70,10 @@ pub const FULFILLMENT_TRACKING_INFO_UPDATE: &str =
 pub const ORDER_FOR_SYNC: &str = include_str!("graphql/order_for_sync.graphql");
 /// The next page of an order's line items (same selection as [`ORDER_FOR_SYNC`]). Requested cost 153.
 pub const ORDER_LINE_ITEMS_PAGE: &str = include_str!("graphql/order_line_items_page.graphql");
+/// The cheapest authenticated question: whether Shopify still accepts the shop's token. An
+/// `app/uninstalled` delivery is only acted on once this is answered 401 (the topic header is not
+/// covered by the HMAC, so a replayed body could otherwise deactivate a shop). Requested cost 1.
+pub const SHOP_TOKEN_CHECK: &str = include_str!("graphql/shop_token_check.graphql");
 
 pub(crate) const OP_ORDER_FULFILLMENT_STATE: Operation = Operation {
     name: "OrderFulfillmentState",
@@ -125,6 +129,12 @@ pub(crate) const OP_ORDER_LINE_ITEMS_PAGE: Operation = Operation {
     mutation: false,
     expected_cost: 153,
 };
+pub(crate) const OP_SHOP_TOKEN_CHECK: Operation = Operation {
+    name: "ShopTokenCheck",
+    document: SHOP_TOKEN_CHECK,
+    mutation: false,
+    expected_cost: 1,
+};
 
 /// Every operation the client can send, with its expected cost.
 pub const OPERATIONS: &[Operation] = &[
@@ -137,6 +147,7 @@ pub const OPERATIONS: &[Operation] = &[
     OP_FULFILLMENT_TRACKING_INFO_UPDATE,
     OP_ORDER_FOR_SYNC,
     OP_ORDER_LINE_ITEMS_PAGE,
+    OP_SHOP_TOKEN_CHECK,
 ];
 
 /// `(operation name, document)` of every document dropsync sends: the list CI validates against
@@ -157,6 +168,7 @@ pub const DOCUMENTS: &[(&str, &str)] = &[
     ),
     ("OrderForSync", ORDER_FOR_SYNC),
     ("OrderLineItemsPage", ORDER_LINE_ITEMS_PAGE),
+    ("ShopTokenCheck", SHOP_TOKEN_CHECK),
 ];
 
 #[cfg(test)]
@@ -176,8 +188,14 @@ mod tests {
     fn every_document_declares_one_operation_under_its_listed_name() {
         for op in OPERATIONS {
             let keyword = if op.mutation { "mutation" } else { "query" };
-            let head = format!("{keyword} {}(", op.name);
-            assert!(op.document.trim_start().starts_with(&head), "{}", op.name);
+            let doc = op.document.trim_start();
+            let with_vars = format!("{keyword} {}(", op.name);
+            let without = format!("{keyword} {} {{", op.name);
+            assert!(
+                doc.starts_with(&with_vars) || doc.starts_with(&without),
+                "{}",
+                op.name
+            );
             assert_eq!(
                 op.document.matches("query ").count() + op.document.matches("mutation ").count(),
                 1,

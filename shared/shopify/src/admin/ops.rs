@@ -7,8 +7,8 @@ use super::documents::{
     ALL_FULFILLMENTS_FIRST, FULFILLMENTS_FIRST, OP_FULFILLMENT_CREATE, OP_FULFILLMENT_DETAIL,
     OP_FULFILLMENT_ORDER_LINE_ITEMS_PAGE, OP_FULFILLMENT_ORDERS_PAGE,
     OP_FULFILLMENT_TRACKING_INFO_UPDATE, OP_ORDER_FOR_SYNC, OP_ORDER_FULFILLMENT_IDS,
-    OP_ORDER_FULFILLMENT_STATE, OP_ORDER_LINE_ITEMS_PAGE, Operation, SYNC_FULFILLMENTS_FIRST,
-    TRACKING_FIRST,
+    OP_ORDER_FULFILLMENT_STATE, OP_ORDER_LINE_ITEMS_PAGE, OP_SHOP_TOKEN_CHECK, Operation,
+    SYNC_FULFILLMENTS_FIRST, TRACKING_FIRST,
 };
 use super::types::{
     ExistingFulfillment, FoLineItem, FulfillmentOrder, FulfillmentRequest, FulfillmentState,
@@ -876,6 +876,17 @@ impl ShopifyAdmin for AdminClient {
         order_id: u64,
     ) -> Result<Option<(u64, ShopifyFacts)>, AdminError> {
         self.fetch_order_impl(shop, token, order_id).await
+    }
+
+    async fn token_refused(&self, shop: &ShopDomain, token: &str) -> Result<bool, AdminError> {
+        match self
+            .run(shop, token, &OP_SHOP_TOKEN_CHECK, json!({}), None)
+            .await
+        {
+            Ok(_) => Ok(false),
+            Err(AdminError::Unauthorized) => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -50,6 +50,15 @@ pub trait ShopifyAdmin: Send + Sync {
         token: &str,
         order_id: u64,
     ) -> impl Future<Output = Result<Option<(u64, ShopifyFacts)>, AdminError>> + Send;
+
+    /// Whether Shopify now refuses `token` for `shop` (HTTP 401/403): what confirms an
+    /// `app/uninstalled` delivery, since Shopify revokes an app's tokens when it is uninstalled.
+    /// `Ok(false)` when the token works; an error when Shopify could not say (retry later).
+    fn token_refused(
+        &self,
+        shop: &ShopDomain,
+        token: &str,
+    ) -> impl Future<Output = Result<bool, AdminError>> + Send;
 }
 
 /// An order's fulfillment picture.
