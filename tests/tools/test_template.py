@@ -45,7 +45,8 @@ FUNCTIONS = {
     "TrackingPusherFunction": {
         "binary": "tracking-pusher",
         "grants": {
-            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"})),
+            # Orders are written by conditional puts; DeleteItem releases the push lease.
+            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"})),
             ("TrackingQueue", frozenset(CONSUME)),
         },
     },
