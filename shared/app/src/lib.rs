@@ -6,6 +6,7 @@ pub mod config;
 pub mod credentials;
 pub mod push;
 pub mod queue;
+pub mod reconcile;
 pub mod sync;
 pub mod webhook;
 pub mod wiring;

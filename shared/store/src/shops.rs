@@ -311,3 +311,59 @@ impl Store {
         SHARDS
     }
 }
+
+/// The reconciliation watermark of a shop: every Shopify order updated before it is applied.
+impl Store {
+    fn watermark_key(shop: &ShopDomain) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), s(shop_pk(shop))),
+            ("sk".to_owned(), s("RECONCILE")),
+        ])
+    }
+
+    /// The shop's reconciliation watermark (ms epoch), `None` before its first run.
+    pub async fn reconcile_watermark(&self, shop: &ShopDomain) -> Result<Option<i64>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::watermark_key(shop)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(error::sdk)?;
+        Ok(out.item().and_then(|i| get_n(i, "watermark_ms").ok()))
+    }
+
+    /// Moves the watermark forward to `watermark_ms`; never back (two concurrent runs, or a
+    /// late one, cannot undo another's progress). Returns whether it moved.
+    pub async fn advance_reconcile_watermark(
+        &self,
+        shop: &ShopDomain,
+        watermark_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::watermark_key(shop)))
+            .update_expression("SET watermark_ms = :w, shop = :shop")
+            .condition_expression("attribute_not_exists(watermark_ms) OR watermark_ms < :w")
+            .expression_attribute_values(":w", n(watermark_ms))
+            .expression_attribute_values(":shop", s(shop.as_str()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(error::sdk(e)),
+        }
+    }
+}

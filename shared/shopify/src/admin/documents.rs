@@ -74,6 +74,13 @@ pub const ORDER_LINE_ITEMS_PAGE: &str = include_str!("graphql/order_line_items_p
 /// `app/uninstalled` delivery is only acted on once this is answered 401 (the topic header is not
 /// covered by the HMAC, so a replayed body could otherwise deactivate a shop). Requested cost 1.
 pub const SHOP_TOKEN_CHECK: &str = include_str!("graphql/shop_token_check.graphql");
+/// Reconciliation's listing: the ids and `updatedAt` of the shop's orders updated since a
+/// watermark, oldest update first, [`ORDERS_UPDATED_SINCE_FIRST`] a page. Only orders dropsync
+/// holds an older version of (or none) are then re-fetched in full with [`ORDER_FOR_SYNC`], so an
+/// in-sync shop costs about one point per order.
+pub const ORDERS_UPDATED_SINCE: &str = include_str!("graphql/orders_updated_since.graphql");
+/// `orders(first:)` in [`ORDERS_UPDATED_SINCE`].
+pub const ORDERS_UPDATED_SINCE_FIRST: usize = 50;
 
 pub(crate) const OP_ORDER_FULFILLMENT_STATE: Operation = Operation {
     name: "OrderFulfillmentState",
@@ -129,6 +136,12 @@ pub(crate) const OP_ORDER_LINE_ITEMS_PAGE: Operation = Operation {
     mutation: false,
     expected_cost: 153,
 };
+pub(crate) const OP_ORDERS_UPDATED_SINCE: Operation = Operation {
+    name: "OrdersUpdatedSince",
+    document: ORDERS_UPDATED_SINCE,
+    mutation: false,
+    expected_cost: 52,
+};
 pub(crate) const OP_SHOP_TOKEN_CHECK: Operation = Operation {
     name: "ShopTokenCheck",
     document: SHOP_TOKEN_CHECK,
@@ -148,6 +161,7 @@ pub const OPERATIONS: &[Operation] = &[
     OP_ORDER_FOR_SYNC,
     OP_ORDER_LINE_ITEMS_PAGE,
     OP_SHOP_TOKEN_CHECK,
+    OP_ORDERS_UPDATED_SINCE,
 ];
 
 /// `(operation name, document)` of every document dropsync sends: the list CI validates against
@@ -169,6 +183,7 @@ pub const DOCUMENTS: &[(&str, &str)] = &[
     ("OrderForSync", ORDER_FOR_SYNC),
     ("OrderLineItemsPage", ORDER_LINE_ITEMS_PAGE),
     ("ShopTokenCheck", SHOP_TOKEN_CHECK),
+    ("OrdersUpdatedSince", ORDERS_UPDATED_SINCE),
 ];
 
 #[cfg(test)]
