@@ -50,6 +50,12 @@ FUNCTIONS = {
             ("TrackingQueue", frozenset(CONSUME)),
         },
     },
+    "ShopifyReconcilerFunction": {
+        "binary": "shopify-reconciler",
+        "grants": {
+            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"})),
+        },
+    },
     "ApiFunction": {
         "binary": "api",
         "grants": {
@@ -321,8 +327,8 @@ def test_dead_letter_queues_and_function_errors_are_alarmed(t):
     watched = {}
     for name, res in alarms.items():
         p = res["Properties"]
-        dims = {d["Name"]: ref_target(d["Value"]) for d in p["Dimensions"]}
-        watched[(p["Namespace"], p["MetricName"], next(iter(dims.values())))] = res.get("Condition")
+        dims = {d["Name"]: ref_target(d["Value"]) for d in p.get("Dimensions", [])}
+        watched[(p["Namespace"], p["MetricName"], next(iter(dims.values()), None))] = res.get("Condition")
         assert p["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
     dlqs = {ref_target(props(t, q)["RedrivePolicy"]["deadLetterTargetArn"])
             for q in resources(t, "AWS::SQS::Queue") if "RedrivePolicy" in props(t, q)}
@@ -336,6 +342,8 @@ def test_dead_letter_queues_and_function_errors_are_alarmed(t):
         assert key in watched, f"no Errors alarm on {fn}"
         assert watched[key] == t["Resources"][fn].get("Condition")
     assert t["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
+    # Orders reconciliation recovered (lost webhooks), over all shops: the EMF metric it emits.
+    assert ("dropsync", "ReconcileMissedOrders", None) in watched
 
 
 def test_the_eventbridge_path_exists_only_with_an_event_source(t):

@@ -282,14 +282,15 @@ pub struct ScheduledReport {
 
 /// A CloudWatch embedded-metric-format line (printed to stdout, where Lambda's log group turns
 /// it into metrics): `ReconcileMissedOrders` (lost webhooks; alarmed) and
-/// `ReconcileChangedOrders`, by shop.
+/// `ReconcileChangedOrders`, by shop and over all shops.
 pub fn emf_line(shop: &ShopDomain, report: &ReconcileReport, now_ms: i64) -> String {
     serde_json::json!({
         "_aws": {
             "Timestamp": now_ms,
             "CloudWatchMetrics": [{
                 "Namespace": "dropsync",
-                "Dimensions": [["shop"]],
+                // By shop, and over all shops (what the alarm watches).
+                "Dimensions": [["shop"], []],
                 "Metrics": [
                     {"Name": "ReconcileMissedOrders", "Unit": "Count"},
                     {"Name": "ReconcileChangedOrders", "Unit": "Count"},
