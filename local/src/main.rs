@@ -86,6 +86,12 @@ async fn main() -> Result<(), Error> {
             store: store.clone(),
             credentials: credentials.clone(),
             sync: Some(sync.clone()),
+            reconcile: Some(Arc::new(dropsync_app::reconcile::ReconcileService {
+                store: store.clone(),
+                credentials: credentials.clone(),
+                admin: admin.clone(),
+                lookback_ms: dropsync_app::reconcile::DEFAULT_LOOKBACK_MS,
+            })),
         },
     });
     let pusher = Arc::new(PushService {

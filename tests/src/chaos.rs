@@ -554,6 +554,7 @@ async fn setup(cfg: ChaosConfig) -> Ctx {
             store: store.clone(),
             credentials: credentials.clone(),
             sync: Some(sync.clone()),
+            reconcile: None,
         },
     });
     let pusher = Arc::new(PushService {

@@ -96,6 +96,7 @@ async fn fixture() -> Fixture {
             store: store.clone(),
             credentials: creds,
             sync: Some(sync),
+            reconcile: None,
         },
         store,
         a,
@@ -158,6 +159,7 @@ async fn health_answers_without_auth_and_fails_when_the_table_is_gone() {
         store: Store::new(fx.store.client().clone(), "no-such-table"),
         credentials: fx.api.credentials.clone(),
         sync: None,
+        reconcile: None,
     };
     let (status, body) =
         response_json(gone.handle(apigw_request("GET", "/health", &[], b"")).await);

@@ -310,3 +310,52 @@ async fn the_watermark_never_passes_an_order_that_was_not_applied() {
     assert_eq!(late.checked, 0);
     assert_eq!(s.store.reconcile_watermark(&s.shop).await.unwrap(), before);
 }
+
+#[tokio::test]
+async fn post_reconcile_answers_checked_changed_and_the_watermark_for_the_admin_token_only() {
+    let s = setup().await;
+    s.create_orders(3).await;
+    let svc = Arc::new(ReconcileService {
+        store: s.store.clone(),
+        credentials: s.creds.clone(),
+        admin: Arc::new(client()),
+        lookback_ms: DEFAULT_LOOKBACK_MS,
+    });
+    let api = dropsync_api::Api::<dropsync_aliexpress::IopClient, dropsync_app::queue::SqsQueue> {
+        store: s.store.clone(),
+        credentials: s.creds.clone(),
+        sync: None,
+        reconcile: Some(svc),
+    };
+    let path = format!("/shops/{}/reconcile", s.shop.as_str());
+    let call = |token: &'static str, method: &'static str| {
+        dropsync_tests::apigw_request(
+            method,
+            &path,
+            &[("authorization", &format!("Bearer {token}"))],
+            b"",
+        )
+    };
+    let (status, v) = dropsync_tests::response_json(
+        api.handle(call("admin-token-0123456789abcdef", "POST"))
+            .await,
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["checked"], 3);
+    assert_eq!(v["changed"], 3);
+    let watermark = v["watermark"].as_str().unwrap();
+    assert!(
+        watermark.ends_with('Z') && watermark.contains('T'),
+        "{watermark}"
+    );
+    assert_eq!(v.as_object().unwrap().len(), 3, "{v}");
+    assert_eq!(s.order_items().await, 3);
+    let (status, _) =
+        dropsync_tests::response_json(api.handle(call("not-a-token-0123456789", "POST")).await);
+    assert_eq!(status, 401);
+    let (status, _) = dropsync_tests::response_json(
+        api.handle(call("admin-token-0123456789abcdef", "GET"))
+            .await,
+    );
+    assert_eq!(status, 405);
+}

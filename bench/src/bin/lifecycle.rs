@@ -294,6 +294,7 @@ async fn main() {
             store: store.clone(),
             credentials: creds.clone(),
             sync: Some(sync.clone()),
+            reconcile: None,
         },
         webhook_ns: AtomicU64::new(0),
         api_ns: AtomicU64::new(0),

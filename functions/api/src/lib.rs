@@ -11,10 +11,12 @@ pub mod view;
 use dropsync_aliexpress::AliExpressApi;
 use dropsync_app::credentials::Access;
 use dropsync_app::queue::TrackingQueue;
+use dropsync_app::reconcile::{ReconcileError, ReconcileService};
 use dropsync_app::sync::{SyncError, SyncService};
 use dropsync_app::{Credentials, now_ms};
 use dropsync_domain::ops::{LinkError, link_supplier_order};
 use dropsync_domain::{ItemLink, OrderStatus, ShopDomain, ShopSettings};
+use dropsync_shopify::admin::AdminClient;
 use dropsync_store::{Store, StoreError};
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
@@ -129,6 +131,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/shops/{shop}/orders/{order_id}/supplier-orders"),
     ("POST", "/shops/{shop}/orders/{order_id}/sync"),
     ("POST", "/shops/{shop}/sync"),
+    ("POST", "/shops/{shop}/reconcile"),
     ("GET", "/shops/{shop}/settings"),
     ("PUT", "/shops/{shop}/settings"),
 ];
@@ -143,6 +146,7 @@ enum Route {
     Link(ShopDomain, u64),
     SyncOrder(ShopDomain, u64),
     SyncShop(ShopDomain),
+    Reconcile(ShopDomain),
     Settings(ShopDomain),
 }
 
@@ -197,6 +201,10 @@ fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["shops", shop, "sync"] => {
             allow(method == Method::POST, "POST")?;
             Ok(Route::SyncShop(parse_shop(shop)?))
+        }
+        ["shops", shop, "reconcile"] => {
+            allow(method == Method::POST, "POST")?;
+            Ok(Route::Reconcile(parse_shop(shop)?))
         }
         ["shops", shop, "settings"] => {
             allow(method == Method::GET || method == Method::PUT, "GET, PUT")?;
@@ -258,6 +266,33 @@ pub struct Api<A, Q> {
     pub credentials: Arc<Credentials>,
     /// Manual sync (absent when no AliExpress credentials are configured).
     pub sync: Option<Arc<SyncService<A, Q>>>,
+    /// `POST /shops/{shop}/reconcile` (absent: 503).
+    pub reconcile: Option<Arc<ReconcileService<AdminClient>>>,
+}
+
+/// How long one `POST /shops/{shop}/reconcile` may run (API Gateway's 30 s, less a margin); a
+/// big backlog resumes from the stored watermark on the next call or scheduled run.
+const RECONCILE_BUDGET: std::time::Duration = std::time::Duration::from_secs(25);
+
+fn reconcile_error(e: ReconcileError) -> ApiError {
+    match e {
+        ReconcileError::UnknownShop => ApiError::NotFound,
+        ReconcileError::Unavailable(_) | ReconcileError::Refused(_) => {
+            warn!(error = %e, "reconciliation failed");
+            ApiError::Unavailable
+        }
+        ReconcileError::Internal => ApiError::Internal,
+    }
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 fn body_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
@@ -333,6 +368,14 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Result<Option<&'a str>
         }
     }
     Ok(found)
+}
+
+/// The bearer token of a request (the first Authorization header), if any.
+fn bearer(req: &Request) -> Option<&str> {
+    let raw = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    raw.strip_prefix("Bearer ")
+        .or_else(|| raw.strip_prefix("bearer "))
+        .map(str::trim)
 }
 
 impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
@@ -436,6 +479,24 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                     o.insert("next_cursor".into(), json!(next));
                 }
                 Ok(json_response(StatusCode::OK, &v))
+            }
+            Route::Reconcile(shop) => {
+                // Admin only: it spends the shop's Shopify budget.
+                self.authorize(req, &shop)?;
+                if !self.credentials.is_admin(bearer(req).unwrap_or_default()) {
+                    return Err(ApiError::Forbidden);
+                }
+                let svc = self.reconcile.as_ref().ok_or(ApiError::Unavailable)?;
+                let deadline = std::time::Instant::now() + RECONCILE_BUDGET;
+                let report = svc
+                    .reconcile_shop(&shop, deadline)
+                    .await
+                    .map_err(reconcile_error)?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({"checked": report.checked, "changed": report.changed,
+                        "watermark": rfc3339_ms(report.watermark_ms)}),
+                ))
             }
             Route::Settings(shop) => {
                 self.authorize(req, &shop)?;

@@ -2,6 +2,7 @@
 //! built at cold start from a credentials file, or on the first invocation from the secret.
 
 use dropsync_api::{Api, ApiError};
+use dropsync_app::reconcile::{DEFAULT_LOOKBACK_MS, ReconcileService};
 use dropsync_app::sync::SyncService;
 use dropsync_app::{Config, Credentials, init_logging, wiring};
 use lambda_http::{Error, Request, service_fn};
@@ -33,10 +34,17 @@ async fn main() -> Result<(), Error> {
                     Err(wiring::WiringError::NoAliexpress) => None,
                     Err(e) => return Err(e.into()),
                 };
+                let reconcile = Some(Arc::new(ReconcileService {
+                    store: store.clone(),
+                    credentials: credentials.clone(),
+                    admin: Arc::new(wiring::admin_client(&config)?),
+                    lookback_ms: DEFAULT_LOOKBACK_MS,
+                }));
                 Ok(Api {
                     store,
                     credentials,
                     sync,
+                    reconcile,
                 })
             }
         })

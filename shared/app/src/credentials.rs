@@ -152,6 +152,11 @@ impl Credentials {
         self.shops.get(shop)
     }
 
+    /// Whether `token` is the admin token (compared in constant time).
+    pub fn is_admin(&self, token: &str) -> bool {
+        constant_eq(token.as_bytes(), self.admin_token.as_bytes())
+    }
+
     /// Whether a bearer token may act on a shop: the admin token on every configured shop, a
     /// shop's own API token on that shop only. Compared in constant time.
     pub fn token_sees(&self, token: &str, shop: &ShopDomain) -> Access {

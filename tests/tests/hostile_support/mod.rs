@@ -210,6 +210,7 @@ impl Stack {
                 store: store.clone(),
                 credentials: credentials.clone(),
                 sync: Some(sync.clone()),
+                reconcile: None,
             },
         });
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
