@@ -48,6 +48,9 @@ pub enum ApiError {
     TooLarge,
     #[error("temporarily unavailable")]
     Unavailable,
+    /// A manual shop sync is in flight, or one started too recently: `Retry-After` seconds.
+    #[error("a sync of this shop is running or just ran; retry later")]
+    TooManyRequests(u64),
     #[error("internal error")]
     Internal,
 }
@@ -63,6 +66,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -72,6 +76,11 @@ impl ApiError {
         if let ApiError::MethodNotAllowed(allow) = self {
             res.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if let ApiError::TooManyRequests(secs) = self
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
         }
         if let ApiError::Unauthorized = self {
             res.headers_mut()
@@ -268,6 +277,26 @@ pub struct Api<A, Q> {
     pub sync: Option<Arc<SyncService<A, Q>>>,
     /// `POST /shops/{shop}/reconcile` (absent: 503).
     pub reconcile: Option<Arc<ReconcileService<AdminClient>>>,
+}
+
+/// The least time between the starts of two manual syncs of one shop.
+pub const MANUAL_SYNC_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// A manual sync's gate is held for its budget plus this, at most (a crashed holder's opens).
+const SYNC_HOLD_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A unique holder id for one manual sync.
+fn sync_holder() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        dropsync_app::now_ms(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 /// How long one `POST /shops/{shop}/reconcile` may run (API Gateway's 30 s, less a margin); a
@@ -468,8 +497,37 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                     .filter(|c| !c.is_empty())
                     .map(|c| parse_sync_cursor(c, self.store.open_shards()))
                     .transpose()?;
+                // One manual sync per shop at a time, across every Lambda, and one start per
+                // MANUAL_SYNC_MIN_INTERVAL: a client looping on this route cannot spend the
+                // AliExpress app key's rate (shared by every shop) or stack concurrent syncs.
+                let holder = sync_holder();
+                let now = dropsync_app::now_ms();
+                if let Some(wait_ms) = self
+                    .store
+                    .start_manual_sync(
+                        &shop,
+                        &holder,
+                        now,
+                        ms(SHOP_SYNC_BUDGET + SYNC_HOLD_MARGIN),
+                        // Going on from a cursor continues a sync: only one at a time applies.
+                        if from.is_some() {
+                            0
+                        } else {
+                            ms(MANUAL_SYNC_MIN_INTERVAL)
+                        },
+                    )
+                    .await?
+                {
+                    let secs = u64::try_from(wait_ms.saturating_add(999) / 1000).unwrap_or(1);
+                    info!(shop = %shop, retry_after = secs, "manual shop sync refused: one running or just ran");
+                    return Err(ApiError::TooManyRequests(secs.max(1)));
+                }
                 let deadline = std::time::Instant::now() + SHOP_SYNC_BUDGET;
-                let mut report = sync.sync_shop(&shop, from, deadline).await?;
+                let result = sync.sync_shop(&shop, from, deadline).await;
+                if let Err(e) = self.store.end_manual_sync(&shop, &holder).await {
+                    warn!(shop = %shop, error = %e, "manual sync gate not released; it opens at its hold's end");
+                }
+                let mut report = result?;
                 info!(shop = %shop, ?report, "manual shop sync");
                 let next = report.continue_from.take().map(|c| sync_cursor(&c));
                 let mut v = json!(report);

@@ -367,3 +367,94 @@ impl Store {
         }
     }
 }
+
+/// Manual shop syncs: at most one in flight per shop, across every concurrent Lambda, and at most
+/// one started per `min_interval_ms`.
+impl Store {
+    fn sync_gate_key(shop: &ShopDomain) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), s(shop_pk(shop))),
+            ("sk".to_owned(), s("SYNCGATE")),
+        ])
+    }
+
+    /// Starts a manual sync of `shop` as `holder`, held until `now_ms + hold_ms` at most (a crashed
+    /// holder's gate opens by itself). `Ok(None)`: started; `Ok(Some(ms))`: refused, try again in
+    /// `ms` (one is in flight, or the last started less than `min_interval_ms` ago).
+    pub async fn start_manual_sync(
+        &self,
+        shop: &ShopDomain,
+        holder: &str,
+        now_ms: i64,
+        hold_ms: i64,
+        min_interval_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::sync_gate_key(shop)))
+            .update_expression(
+                "SET holder = :h, busy_until = :until, started_at = :now, shop = :shop",
+            )
+            .condition_expression(
+                "(attribute_not_exists(busy_until) OR busy_until <= :now) \
+                 AND (attribute_not_exists(started_at) OR started_at <= :since)",
+            )
+            .expression_attribute_values(":h", s(holder))
+            .expression_attribute_values(":until", n(now_ms.saturating_add(hold_ms)))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":since", n(now_ms.saturating_sub(min_interval_ms)))
+            .expression_attribute_values(":shop", s(shop.as_str()))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(None),
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(se)) => match se.into_err() {
+                aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => {
+                    let old = c.item.unwrap_or_default();
+                    let busy: i64 = get_n(&old, "busy_until").unwrap_or(now_ms);
+                    let started: i64 = get_n(&old, "started_at").unwrap_or(now_ms);
+                    let wait = busy
+                        .saturating_sub(now_ms)
+                        .max(started.saturating_add(min_interval_ms).saturating_sub(now_ms))
+                        .max(1);
+                    Ok(Some(wait))
+                }
+                other => Err(StoreError::Other(other.to_string())),
+            },
+            Err(e) => Err(error::sdk(e)),
+        }
+    }
+
+    /// Ends `holder`'s manual sync of `shop` (the rate interval still runs from its start).
+    pub async fn end_manual_sync(&self, shop: &ShopDomain, holder: &str) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::sync_gate_key(shop)))
+            .update_expression("SET busy_until = :zero")
+            .condition_expression("holder = :h")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":h", s(holder))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            // Taken over after our hold expired: nothing of ours to end.
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(error::sdk(e)),
+        }
+    }
+}
