@@ -417,3 +417,17 @@ def test_changing_an_index_or_queue_in_the_template_changes_what_the_local_stack
     assert after["queues"]["TrackingQueue"]["MaxReceiveCount"] == 4
     # Every queue of the template reaches the local stack, the optional EventBridge ones included.
     assert set(before["queues"]) == set(resources(load(), "AWS::SQS::Queue"))
+
+
+def test_each_function_has_its_reserved_concurrency_parameter_and_a_throttles_alarm(t):
+    alarms = resources(t, "AWS::CloudWatch::Alarm")
+    throttled = {ref_target(a["Properties"]["Dimensions"][0]["Value"]) for a in alarms.values()
+                 if a["Properties"]["MetricName"] == "Throttles"}
+    for fn in FUNCTIONS:
+        value = props(t, fn)["ReservedConcurrentExecutions"]
+        cond, param, none = value["If"]
+        assert none == {"Ref": "AWS::NoValue"}, fn
+        name = param["Ref"]
+        assert t["Parameters"][name]["Type"] == "Number" and t["Parameters"][name]["Default"] == 0, fn
+        assert t["Conditions"][cond] == {"Not": [{"Equals": [{"Ref": name}, "0"]}]}, fn
+        assert fn in throttled, f"no Throttles alarm on {fn}"
