@@ -100,6 +100,12 @@ async fn main() -> Result<(), Error> {
             sync: Some(sync.clone()),
             place: Some(place),
             connect: wiring::connect_service(&config, &credentials, &store)?.map(Arc::new),
+            reconcile: Some(Arc::new(dropsync_app::reconcile::ReconcileService {
+                store: store.clone(),
+                credentials: credentials.clone(),
+                admin: admin.clone(),
+                lookback_ms: dropsync_app::reconcile::DEFAULT_LOOKBACK_MS,
+            })),
         },
     });
     let pusher = Arc::new(PushService {

@@ -556,6 +556,7 @@ async fn setup(cfg: ChaosConfig) -> Ctx {
             sync: Some(sync.clone()),
             place: None,
             connect: None,
+            reconcile: None,
         },
     });
     let pusher = Arc::new(PushService {

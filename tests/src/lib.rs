@@ -231,3 +231,11 @@ pub async fn sandbox_get(base: &str, path: &str) -> Value {
 pub fn credentials(doc: Value) -> std::sync::Arc<dropsync_app::Credentials> {
     std::sync::Arc::new(dropsync_app::Credentials::parse(doc.to_string().as_bytes()).unwrap())
 }
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

@@ -45,8 +45,15 @@ FUNCTIONS = {
     "TrackingPusherFunction": {
         "binary": "tracking-pusher",
         "grants": {
-            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"})),
+            # Orders are written by conditional puts; DeleteItem releases the push lease.
+            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"})),
             ("TrackingQueue", frozenset(CONSUME)),
+        },
+    },
+    "ShopifyReconcilerFunction": {
+        "binary": "shopify-reconciler",
+        "grants": {
+            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"})),
         },
     },
     "ApiFunction": {
@@ -326,8 +333,8 @@ def test_dead_letter_queues_and_function_errors_are_alarmed(t):
     watched = {}
     for name, res in alarms.items():
         p = res["Properties"]
-        dims = {d["Name"]: ref_target(d["Value"]) for d in p["Dimensions"]}
-        watched[(p["Namespace"], p["MetricName"], next(iter(dims.values())))] = res.get("Condition")
+        dims = {d["Name"]: ref_target(d["Value"]) for d in p.get("Dimensions", [])}
+        watched[(p["Namespace"], p["MetricName"], next(iter(dims.values()), None))] = res.get("Condition")
         assert p["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
     dlqs = {ref_target(props(t, q)["RedrivePolicy"]["deadLetterTargetArn"])
             for q in resources(t, "AWS::SQS::Queue") if "RedrivePolicy" in props(t, q)}
@@ -341,6 +348,8 @@ def test_dead_letter_queues_and_function_errors_are_alarmed(t):
         assert key in watched, f"no Errors alarm on {fn}"
         assert watched[key] == t["Resources"][fn].get("Condition")
     assert t["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
+    # Orders reconciliation recovered (lost webhooks), over all shops: the EMF metric it emits.
+    assert ("dropsync", "ReconcileMissedOrders", None) in watched
 
 
 def test_the_eventbridge_path_exists_only_with_an_event_source(t):
@@ -417,3 +426,17 @@ def test_changing_an_index_or_queue_in_the_template_changes_what_the_local_stack
     assert after["queues"]["TrackingQueue"]["MaxReceiveCount"] == 4
     # Every queue of the template reaches the local stack, the optional EventBridge ones included.
     assert set(before["queues"]) == set(resources(load(), "AWS::SQS::Queue"))
+
+
+def test_each_function_has_its_reserved_concurrency_parameter_and_a_throttles_alarm(t):
+    alarms = resources(t, "AWS::CloudWatch::Alarm")
+    throttled = {ref_target(a["Properties"]["Dimensions"][0]["Value"]) for a in alarms.values()
+                 if a["Properties"]["MetricName"] == "Throttles"}
+    for fn in FUNCTIONS:
+        value = props(t, fn)["ReservedConcurrentExecutions"]
+        cond, param, none = value["If"]
+        assert none == {"Ref": "AWS::NoValue"}, fn
+        name = param["Ref"]
+        assert t["Parameters"][name]["Type"] == "Number" and t["Parameters"][name]["Default"] == 0, fn
+        assert t["Conditions"][cond] == {"Not": [{"Equals": [{"Ref": name}, "0"]}]}, fn
+        assert fn in throttled, f"no Throttles alarm on {fn}"

@@ -144,6 +144,7 @@ async fn main() {
         sync: None,
         place: None,
         connect: None,
+        reconcile: None,
     };
     let res = api
         .handle(apigw_request(

@@ -296,6 +296,7 @@ async fn main() {
             sync: Some(sync.clone()),
             place: None,
             connect: None,
+            reconcile: None,
         },
         webhook_ns: AtomicU64::new(0),
         api_ns: AtomicU64::new(0),

@@ -14,10 +14,12 @@ use dropsync_aliexpress::AliExpressApi;
 use dropsync_app::credentials::Access;
 use dropsync_app::place::Placer;
 use dropsync_app::queue::TrackingQueue;
+use dropsync_app::reconcile::{ReconcileError, ReconcileService};
 use dropsync_app::sync::{SyncError, SyncService};
 use dropsync_app::{Credentials, now_ms};
 use dropsync_domain::ops::{LinkError, link_supplier_order};
 use dropsync_domain::{ItemLink, OrderStatus, ShopDomain, ShopSettings};
+use dropsync_shopify::admin::AdminClient;
 use dropsync_store::{Store, StoreError};
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
@@ -52,6 +54,9 @@ pub enum ApiError {
     TooLarge,
     #[error("temporarily unavailable")]
     Unavailable,
+    /// A manual shop sync is in flight, or one started too recently: `Retry-After` seconds.
+    #[error("a sync of this shop is running or just ran; retry later")]
+    TooManyRequests(u64),
     #[error("internal error")]
     Internal,
 }
@@ -68,6 +73,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,6 +83,11 @@ impl ApiError {
         if let ApiError::MethodNotAllowed(allow) = self {
             res.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if let ApiError::TooManyRequests(secs) = self
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
         }
         if let ApiError::Unauthorized = self {
             res.headers_mut()
@@ -136,6 +147,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/shops/{shop}/orders/{order_id}/supplier-orders"),
     ("POST", "/shops/{shop}/orders/{order_id}/sync"),
     ("POST", "/shops/{shop}/sync"),
+    ("POST", "/shops/{shop}/reconcile"),
     ("GET", "/shops/{shop}/settings"),
     ("PUT", "/shops/{shop}/settings"),
     ("GET", "/shops/{shop}/mappings"),
@@ -161,6 +173,7 @@ enum Route {
     Link(ShopDomain, u64),
     SyncOrder(ShopDomain, u64),
     SyncShop(ShopDomain),
+    Reconcile(ShopDomain),
     Settings(ShopDomain),
     Mappings(ShopDomain),
     Mapping(ShopDomain, u64),
@@ -247,6 +260,10 @@ fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
             allow(method == Method::POST, "POST")?;
             Ok(Route::SyncShop(parse_shop(shop)?))
         }
+        ["shops", shop, "reconcile"] => {
+            allow(method == Method::POST, "POST")?;
+            Ok(Route::Reconcile(parse_shop(shop)?))
+        }
         ["shops", shop, "settings"] => {
             allow(method == Method::GET || method == Method::PUT, "GET, PUT")?;
             Ok(Route::Settings(parse_shop(shop)?))
@@ -328,6 +345,53 @@ pub struct Api<A, Q> {
     pub place: Option<Arc<dyn Placer>>,
     /// Connecting stores (absent when `PUBLIC_URL` is not configured).
     pub connect: Option<Arc<dropsync_app::connect::ConnectService>>,
+    /// `POST /shops/{shop}/reconcile` (absent: 503).
+    pub reconcile: Option<Arc<ReconcileService<AdminClient>>>,
+}
+
+/// The least time between the starts of two manual syncs of one shop.
+pub const MANUAL_SYNC_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// A manual sync's gate is held for its budget plus this, at most (a crashed holder's opens).
+const SYNC_HOLD_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A unique holder id for one manual sync.
+fn sync_holder() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        dropsync_app::now_ms(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// How long one `POST /shops/{shop}/reconcile` may run (API Gateway's 30 s, less a margin); a
+/// big backlog resumes from the stored watermark on the next call or scheduled run.
+const RECONCILE_BUDGET: std::time::Duration = std::time::Duration::from_secs(25);
+
+fn reconcile_error(e: ReconcileError) -> ApiError {
+    match e {
+        ReconcileError::UnknownShop => ApiError::NotFound,
+        ReconcileError::Unavailable(_) | ReconcileError::Refused(_) => {
+            warn!(error = %e, "reconciliation failed");
+            ApiError::Unavailable
+        }
+        ReconcileError::Internal => ApiError::Internal,
+    }
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 fn body_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
@@ -403,6 +467,14 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Result<Option<&'a str>
         }
     }
     Ok(found)
+}
+
+/// The bearer token of a request (the first Authorization header), if any.
+fn bearer(req: &Request) -> Option<&str> {
+    let raw = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    raw.strip_prefix("Bearer ")
+        .or_else(|| raw.strip_prefix("bearer "))
+        .map(str::trim)
 }
 
 impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
@@ -529,8 +601,37 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                     .filter(|c| !c.is_empty())
                     .map(|c| parse_sync_cursor(c, self.store.open_shards()))
                     .transpose()?;
+                // One manual sync per shop at a time, across every Lambda, and one start per
+                // MANUAL_SYNC_MIN_INTERVAL: a client looping on this route cannot spend the
+                // AliExpress app key's rate (shared by every shop) or stack concurrent syncs.
+                let holder = sync_holder();
+                let now = dropsync_app::now_ms();
+                if let Some(wait_ms) = self
+                    .store
+                    .start_manual_sync(
+                        &shop,
+                        &holder,
+                        now,
+                        ms(SHOP_SYNC_BUDGET + SYNC_HOLD_MARGIN),
+                        // Going on from a cursor continues a sync: only one at a time applies.
+                        if from.is_some() {
+                            0
+                        } else {
+                            ms(MANUAL_SYNC_MIN_INTERVAL)
+                        },
+                    )
+                    .await?
+                {
+                    let secs = u64::try_from(wait_ms.saturating_add(999) / 1000).unwrap_or(1);
+                    info!(shop = %shop, retry_after = secs, "manual shop sync refused: one running or just ran");
+                    return Err(ApiError::TooManyRequests(secs.max(1)));
+                }
                 let deadline = std::time::Instant::now() + SHOP_SYNC_BUDGET;
-                let mut report = sync.sync_shop(&shop, from, deadline).await?;
+                let result = sync.sync_shop(&shop, from, deadline).await;
+                if let Err(e) = self.store.end_manual_sync(&shop, &holder).await {
+                    warn!(shop = %shop, error = %e, "manual sync gate not released; it opens at its hold's end");
+                }
+                let mut report = result?;
                 info!(shop = %shop, ?report, "manual shop sync");
                 let next = report.continue_from.take().map(|c| sync_cursor(&c));
                 let mut v = json!(report);
@@ -560,6 +661,24 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
             Route::PlaceBulk(shop) => {
                 self.authorize(req, &shop).await?;
                 routes::place::place_bulk(self.place.as_deref(), &shop, body).await
+            }
+            Route::Reconcile(shop) => {
+                // Admin only: it spends the shop's Shopify budget.
+                self.authorize(req, &shop).await?;
+                if !self.credentials.is_admin(bearer(req).unwrap_or_default()) {
+                    return Err(ApiError::Forbidden);
+                }
+                let svc = self.reconcile.as_ref().ok_or(ApiError::Unavailable)?;
+                let deadline = std::time::Instant::now() + RECONCILE_BUDGET;
+                let report = svc
+                    .reconcile_shop(&shop, deadline)
+                    .await
+                    .map_err(reconcile_error)?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({"checked": report.checked, "changed": report.changed,
+                        "watermark": rfc3339_ms(report.watermark_ms)}),
+                ))
             }
             Route::Settings(shop) => {
                 self.authorize(req, &shop).await?;

@@ -3,6 +3,7 @@
 
 use dropsync_api::{Api, ApiError};
 use dropsync_app::place::{PlaceService, Placer};
+use dropsync_app::reconcile::{DEFAULT_LOOKBACK_MS, ReconcileService};
 use dropsync_app::sync::SyncService;
 use dropsync_app::{Config, Credentials, init_logging, wiring};
 use lambda_http::{Error, Request, service_fn};
@@ -45,12 +46,19 @@ async fn main() -> Result<(), Error> {
                     Err(e) => return Err(e.into()),
                 };
                 let connect = wiring::connect_service(&config, &credentials, &store)?.map(Arc::new);
+                let reconcile = Some(Arc::new(ReconcileService {
+                    store: store.clone(),
+                    credentials: credentials.clone(),
+                    admin: Arc::new(wiring::admin_client(&config)?),
+                    lookback_ms: DEFAULT_LOOKBACK_MS,
+                }));
                 Ok(Api {
                     store,
                     credentials,
                     sync,
                     place,
                     connect,
+                    reconcile,
                 })
             }
         })

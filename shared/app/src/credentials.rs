@@ -137,8 +137,16 @@ impl fmt::Debug for AliexpressCredentials {
 
 impl Credentials {
     pub fn parse(raw: &[u8]) -> Result<Self, CredentialsError> {
-        let doc: Document =
-            serde_json::from_slice(raw).map_err(|e| CredentialsError::Malformed(e.to_string()))?;
+        // serde_json's messages quote the input ("invalid type: string \"…\""), and the input
+        // is secrets: only the kind of error and its position are kept.
+        let doc: Document = serde_json::from_slice(raw).map_err(|e| {
+            CredentialsError::Malformed(format!(
+                "{:?} error at line {}, column {} (the content is not quoted)",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })?;
         if doc.admin_token.trim().len() < 16 {
             return Err(CredentialsError::Malformed(
                 "admin_token must be at least 16 characters".into(),
@@ -147,7 +155,9 @@ impl Credentials {
         let mut shops = BTreeMap::new();
         for (name, creds) in doc.shops {
             let shop = ShopDomain::parse(&name).map_err(|_| {
-                CredentialsError::Malformed(format!("{name:?} is not a *.myshopify.com domain"))
+                CredentialsError::Malformed(
+                    "a key of shops is not a *.myshopify.com domain".to_owned(),
+                )
             })?;
             if creds.webhook_secrets.iter().any(|s| s.is_empty()) {
                 return Err(CredentialsError::Malformed(format!(
@@ -185,6 +195,24 @@ impl Credentials {
                     "{shop}: api_token must be at least 16 characters"
                 )));
             }
+            // A shop token equal to the admin token would hand every shop to that shop's
+            // holder; one shared by two shops would hand each the other.
+            if let Some(token) = creds.api_token.as_deref() {
+                if constant_eq(token.as_bytes(), doc.admin_token.as_bytes()) {
+                    return Err(CredentialsError::Malformed(format!(
+                        "{shop}: api_token must differ from admin_token"
+                    )));
+                }
+                if shops.values().any(|c: &ShopCredentials| {
+                    c.api_token
+                        .as_deref()
+                        .is_some_and(|t| constant_eq(t.as_bytes(), token.as_bytes()))
+                }) {
+                    return Err(CredentialsError::Malformed(format!(
+                        "{shop}: api_token is another shop's too"
+                    )));
+                }
+            }
             shops.insert(shop, creds);
         }
         if let Some(app) = &doc.shopify_app
@@ -221,7 +249,7 @@ impl Credentials {
         }
     }
 
-    /// Whether a bearer token is the admin token (constant time).
+    /// Whether `token` is the admin token (compared in constant time).
     pub fn is_admin(&self, token: &str) -> bool {
         constant_eq(token.as_bytes(), self.admin_token.as_bytes())
     }
@@ -259,11 +287,15 @@ pub enum Access {
     Granted,
 }
 
+/// Token equality that leaks neither content nor length through timing: both sides are hashed
+/// (SHA-256, fixed 32 bytes) and the digests compared without an early exit.
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use sha2::{Digest as _, Sha256};
+    let (da, db) = (Sha256::digest(a), Sha256::digest(b));
+    da.iter()
+        .zip(db.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 impl Credentials {
@@ -408,5 +440,58 @@ mod tests {
         ] {
             assert!(matches!(Credentials::parse(raw), Err(CredentialsError::Malformed(_))));
         }
+    }
+
+    #[test]
+    fn a_parse_error_never_quotes_the_document() {
+        let secret = "s3cr3t-VALUE-never-in-errors";
+        for raw in [
+            format!(
+                r#"{{"admin_token":"0123456789abcdef-admin","shops":{{}},"aliexpress":{{"app_key":"1","app_secret":"x","expire_time":"{secret}"}}}}"#
+            ),
+            format!(r#"{{"admin_token":"0123456789abcdef-admin","shops":{{}},"{secret}":1}}"#),
+            format!(
+                r#"{{"admin_token":"0123456789abcdef-admin","shops":{{"{secret}":{{"access_token":"x","webhook_secrets":["s"]}}}}}}"#
+            ),
+            format!(r#"{{"admin_token":["{secret}"],"shops":{{}}}}"#),
+            format!(r#"{{"admin_token":"{secret}", "#),
+        ] {
+            let err = Credentials::parse(raw.as_bytes()).unwrap_err().to_string();
+            assert!(!err.contains(secret), "{err}");
+            assert!(!err.contains("s3cr3t"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_shop_api_token_equal_to_the_admin_token_or_to_another_shops_is_refused() {
+        let doc = |a: &str, b: &str| {
+            format!(
+                r#"{{"admin_token":"0123456789abcdef-admin","shops":{{
+                "a.myshopify.com":{{"access_token":"x","webhook_secrets":["s"],"api_token":"{a}"}},
+                "b.myshopify.com":{{"access_token":"y","webhook_secrets":["t"],"api_token":"{b}"}}}}}}"#
+            )
+        };
+        assert!(
+            Credentials::parse(doc("a-token-0123456789", "b-token-0123456789").as_bytes()).is_ok()
+        );
+        for (a, b) in [
+            ("0123456789abcdef-admin", "b-token-0123456789"),
+            ("a-token-0123456789", "0123456789abcdef-admin"),
+            ("same-token-0123456789", "same-token-0123456789"),
+        ] {
+            let err = Credentials::parse(doc(a, b).as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("api_token"), "{err}");
+            assert!(!err.contains(a) && !err.contains(b), "{err}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_compared_whatever_their_lengths() {
+        assert!(constant_eq(b"abc", b"abc"));
+        assert!(!constant_eq(b"abc", b"abd"));
+        assert!(!constant_eq(b"abc", b"abcd"));
+        assert!(!constant_eq(b"", b"a"));
     }
 }

@@ -122,12 +122,43 @@ pub fn tracking_info(settings: &ShopSettings, package: &Package) -> TrackingInfo
                 .find(|c| c.eq_ignore_ascii_case(raw))
                 .map(|c| (*c).to_owned())
         });
-    let url = settings.tracking_url_template.replace("{number}", &number);
+    let url = settings
+        .tracking_url_template
+        .replace("{number}", &url_component(&number));
     TrackingInfo {
         company: mapped.or_else(|| (!raw.is_empty()).then(|| raw.to_owned())),
         number,
         url: (!url.trim().is_empty()).then_some(url),
     }
+}
+
+/// The longest tracking number pushed (carriers' longest are about 35 characters).
+pub const MAX_TRACKING_NUMBER: usize = 64;
+
+/// Whether a tracking number looks like one: 1 to [`MAX_TRACKING_NUMBER`] ASCII letters, digits,
+/// `-`, `_`, `.` and inner spaces. Anything else (an over-long string, markup, control or
+/// non-ASCII characters) is not sent to Shopify: the package goes to the attention list instead
+/// of a push that can never succeed.
+pub fn tracking_number_ok(number: &str) -> bool {
+    !number.is_empty()
+        && number.len() <= MAX_TRACKING_NUMBER
+        && number.trim() == number
+        && number
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b' '))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, for a URL's query or path.
+pub fn url_component(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Request lines grouped per fulfillment order: (FO id, [(FO line item id, quantity)]).
@@ -330,6 +361,24 @@ impl<A: ShopifyAdmin> PushService<A> {
                 PushState::Failed { .. } => "flagged for the merchant",
                 _ => "already pushed",
             }));
+        }
+        if !tracking_number_ok(t.tn) {
+            // Not logged at INFO (or at all): an odd "number" may be anything AliExpress let a
+            // seller type, including a customer's details.
+            warn!(shop = %t.shop, order_id = t.order_id, ae_order_id = t.ae, length = t.tn.len(),
+                "tracking number unusable; flagged for the merchant");
+            self.store
+                .update_order(t.shop, t.order_id, |o| {
+                    mark_push_failed(
+                        o,
+                        t.ae,
+                        t.tn,
+                        "the tracking number is too long or has characters carriers do not use: \
+                         correct it on AliExpress, or fulfil in Shopify by hand",
+                    )
+                })
+                .await?;
+            return Ok(PushOutcome::Flagged("unusable tracking number".to_owned()));
         }
         let record = self.store.get_shop(t.shop).await?;
         if !record.active {
@@ -937,6 +986,39 @@ mod tests {
         let s = state(vec![fo("1", "OPEN", "Main", &[(10, 1)])]);
         let lines = choose_lines(&s, &package(None, &[(10, 3)])).unwrap();
         assert_eq!(lines[0].1[0].1, 1);
+    }
+
+    #[test]
+    fn tracking_numbers_are_checked_and_url_encoded() {
+        for ok in [
+            "1Z999AA10123456784",
+            "LP00123456789012",
+            "CAINIAO-123_4.5",
+            "9400 1000 00",
+        ] {
+            assert!(tracking_number_ok(ok), "{ok}");
+        }
+        let long = "A".repeat(MAX_TRACKING_NUMBER + 1);
+        for bad in [
+            "",
+            " LP1",
+            "LP1 ",
+            "LP1&x=1",
+            "<b>LP1</b>",
+            "LP1\n",
+            "LP\u{e9}1",
+            long.as_str(),
+        ] {
+            assert!(!tracking_number_ok(bad), "{bad}");
+        }
+        assert_eq!(url_component("LP 1&x=/é"), "LP%201%26x%3D%2F%C3%A9");
+        let settings = ShopSettings::default();
+        let mut p = package(None, &[(1, 1)]);
+        p.tracking_number = "AB 12&c".into();
+        assert_eq!(
+            tracking_info(&settings, &p).url.as_deref(),
+            Some("https://global.cainiao.com/detail.htm?mailNoList=AB%2012%26c")
+        );
     }
 
     #[test]

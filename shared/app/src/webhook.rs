@@ -9,9 +9,9 @@ use crate::now_ms;
 use dropsync_domain::ShopDomain;
 use dropsync_shopify::admin::ShopifyAdmin;
 use dropsync_shopify::webhook::{
-    DeliveryHeaders, EventBridgePayload, HeaderError, PayloadError, Topic, parse_customers_redact,
-    parse_data_request, parse_eventbridge, parse_order, parse_shop_redact, read_headers,
-    verify_hmac,
+    DeliveryHeaders, EventBridgePayload, HeaderError, PayloadError, Topic, body_digest,
+    parse_app_uninstalled, parse_customers_redact, parse_data_request, parse_eventbridge,
+    parse_order_delivery, parse_shop_redact, read_headers, verify_hmac,
 };
 use dropsync_store::{ShopifyApplied, Store, StoreError};
 use std::sync::Arc;
@@ -21,6 +21,9 @@ use tracing::{info, warn};
 pub const MAX_BODY: usize = 5 * 1024 * 1024;
 /// Delivery ids of topics without `updated_at` are kept longer than Shopify retries (4 h).
 const DEDUPE_TTL_SECS: i64 = 48 * 3600;
+/// Shopify sends `shop/redact` 48 hours after `app/uninstalled`; one arriving earlier, or for a
+/// shop whose uninstall was never confirmed, is not Shopify's.
+pub const REDACT_AFTER_UNINSTALL_MS: i64 = 48 * 3600 * 1000;
 
 /// Why a delivery was not accepted, or could not be.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +76,9 @@ pub enum Outcome {
     Order(ShopifyApplied),
     ShopDeactivated,
     ShopRedacted(u64),
+    /// A destructive topic that could not be confirmed (Shopify still accepts the shop's token;
+    /// a redact without an uninstall 48 h before): acknowledged, nothing changed.
+    Unconfirmed,
     ComplianceAcknowledged,
     Duplicate,
     NeedsRefetch,
@@ -201,8 +207,8 @@ impl<A: ShopifyAdmin> WebhookService<A> {
             | Topic::OrdersCancelled
             | Topic::OrdersFulfilled
             | Topic::OrdersPartiallyFulfilled => {
-                let parsed =
-                    parse_order(body).map_err(|e| WebhookError::BadRequest(e.to_string()))?;
+                let parsed = parse_order_delivery(body, shop)
+                    .map_err(|e| WebhookError::BadRequest(e.to_string()))?;
                 let applied = self
                     .store
                     .apply_shopify(shop, parsed.id, parsed.facts, topic.as_str(), now_ms())
@@ -210,11 +216,7 @@ impl<A: ShopifyAdmin> WebhookService<A> {
                 info!(shop = %shop, order_id = parsed.id, topic = topic.as_str(), outcome = ?applied, "order event");
                 Ok(Outcome::Order(applied))
             }
-            Topic::AppUninstalled => {
-                self.store.set_active(shop, false).await?;
-                info!(shop = %shop, "app uninstalled: shop inactive");
-                Ok(Outcome::ShopDeactivated)
-            }
+            Topic::AppUninstalled => self.uninstall(shop, body).await,
             Topic::CustomersDataRequest | Topic::CustomersRedact | Topic::ShopRedact => {
                 self.compliance(headers, body).await
             }
@@ -227,11 +229,68 @@ impl<A: ShopifyAdmin> WebhookService<A> {
 }
 
 impl<A: ShopifyAdmin> WebhookService<A> {
+    /// `app/uninstalled`, acted on only when Shopify confirms it by refusing the shop's token
+    /// (it revokes an app's tokens on uninstall). The header topic is not signed: without the
+    /// check, any captured shop-shaped body would deactivate the shop. When Shopify cannot be
+    /// asked, 503: Shopify retries.
+    async fn uninstall(&self, shop: &ShopDomain, body: &[u8]) -> Result<Outcome, WebhookError> {
+        let parsed =
+            parse_app_uninstalled(body).map_err(|e| WebhookError::BadRequest(e.to_string()))?;
+        if &parsed.shop_domain != shop {
+            return Err(WebhookError::BadRequest(
+                "myshopify_domain does not match X-Shopify-Shop-Domain".into(),
+            ));
+        }
+        let record = self.store.get_shop(shop).await?;
+        if !record.active && record.uninstalled_at_ms.is_some() {
+            info!(shop = %shop, "app/uninstalled seen before");
+            return Ok(Outcome::Duplicate);
+        }
+        let Some(admin) = &self.admin else {
+            warn!(shop = %shop, "app/uninstalled cannot be confirmed: no Shopify client");
+            return Err(WebhookError::Unavailable);
+        };
+        let tokens =
+            crate::tokens::shared(&self.store, &self.credentials, admin.admin_base_override())
+                .map_err(|_| WebhookError::Unavailable)?;
+        let token = match tokens.token(shop).await {
+            Ok(token) => token,
+            // No token dropsync could use: nothing can confirm the uninstall, so nothing changes.
+            Err(crate::tokens::ProviderError::NotConnected) => {
+                return Err(WebhookError::Unauthorized);
+            }
+            // Shopify already refused to renew the shop's token: that is the confirmation.
+            Err(crate::tokens::ProviderError::ReconnectRequired(_)) => {
+                self.store.mark_uninstalled(shop, now_ms()).await?;
+                info!(shop = %shop, "app uninstalled (Shopify refused to renew the token): shop inactive");
+                return Ok(Outcome::ShopDeactivated);
+            }
+            Err(crate::tokens::ProviderError::Unavailable(_)) => {
+                return Err(WebhookError::Unavailable);
+            }
+        };
+        match admin.token_refused(shop, &token).await {
+            Ok(true) => {
+                self.store.mark_uninstalled(shop, now_ms()).await?;
+                info!(shop = %shop, "app uninstalled (Shopify refuses the token): shop inactive");
+                Ok(Outcome::ShopDeactivated)
+            }
+            Ok(false) => {
+                warn!(shop = %shop, "app/uninstalled not confirmed: Shopify still accepts the shop's token; nothing changed");
+                Ok(Outcome::Unconfirmed)
+            }
+            Err(e) => {
+                warn!(shop = %shop, error = %e, "app/uninstalled cannot be confirmed now; Shopify will retry");
+                Err(WebhookError::Unavailable)
+            }
+        }
+    }
+
     /// The mandatory compliance topics (spec §3.8). The body is parsed, and must name the shop
     /// the (verified) headers name, before anything is written: a bad body is a 400 with nothing
     /// written, not a recorded delivery that would turn Shopify's retries into no-ops.
     ///
-    /// The action comes first and the delivery id (dedupe, spec §3.6) is recorded after it:
+    /// The action comes first and the delivery (dedupe, by body digest) is recorded after it:
     /// every action here is idempotent, and recording first would let a failure between the two
     /// (DynamoDB unavailable half-way through a `shop/redact`) turn the retry into a "duplicate"
     /// that never deletes anything.
@@ -254,6 +313,14 @@ impl<A: ShopifyAdmin> WebhookService<A> {
         }
         let outcome = match headers.topic {
             Topic::ShopRedact => {
+                let record = self.store.get_shop(shop).await?;
+                let due = record
+                    .uninstalled_at_ms
+                    .is_some_and(|at| now_ms().saturating_sub(at) >= REDACT_AFTER_UNINSTALL_MS);
+                if record.active || !due {
+                    warn!(shop = %shop, active = record.active, "shop/redact not confirmed: the shop has not been uninstalled for 48 h; nothing deleted");
+                    return Ok(Outcome::Unconfirmed);
+                }
                 let n = self.store.delete_shop_data(shop).await?;
                 info!(shop = %shop, orders = n, "shop redacted");
                 Outcome::ShopRedacted(n)
@@ -269,11 +336,13 @@ impl<A: ShopifyAdmin> WebhookService<A> {
                 Outcome::ComplianceAcknowledged
             }
         };
-        if let Some(id) = &headers.webhook_id
-            && !self
-                .store
-                .record_delivery(shop, id, now_ms(), DEDUPE_TTL_SECS)
-                .await?
+        // Keyed by the signed body, not by `X-Shopify-Webhook-Id`: a replay with a fresh id
+        // header is still the same delivery. Shopify's retries carry the same bytes.
+        let key = format!("sha256:{}", body_digest(body));
+        if !self
+            .store
+            .record_delivery(shop, &key, now_ms(), DEDUPE_TTL_SECS)
+            .await?
         {
             info!(shop = %shop, topic = headers.topic.as_str(), "compliance delivery seen before");
             return Ok(Outcome::Duplicate);

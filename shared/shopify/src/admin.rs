@@ -23,7 +23,7 @@ pub use client::{AdminClient, AdminConfig, AdminStats, DEFAULT_API_VERSION};
 pub use documents::{DOCUMENTS, OPERATIONS, Operation};
 pub use types::{
     ExistingFulfillment, FoLineItem, FulfillmentOrder, FulfillmentRequest, FulfillmentState,
-    MutationOutcome, ShopifyAdmin, TrackingInfo,
+    MutationOutcome, OrderStamp, OrderStampPage, ShopifyAdmin, TrackingInfo,
 };
 
 use std::time::Duration;

@@ -24,6 +24,7 @@ mod eventbridge;
 mod headers;
 mod json;
 mod order;
+mod shape;
 mod signature;
 
 pub use compliance::{
@@ -34,7 +35,8 @@ pub use error::{HeaderError, PayloadError};
 pub use eventbridge::{EventBridgeDelivery, EventBridgePayload, parse_eventbridge};
 pub use headers::{DeliveryHeaders, MAX_WEBHOOK_ID, PINNED_API_VERSION, Topic, read_headers};
 pub use order::{ParsedOrder, parse_order};
-pub use signature::verify_hmac;
+pub use shape::{AppUninstalled, parse_app_uninstalled, parse_order_delivery};
+pub use signature::{body_digest, verify_hmac};
 
 /// The largest body accepted, in bytes (5 MiB). Order bodies can exceed 1 MB (spec §3.5), so the
 /// cap is generous; it exists so that a hostile or broken sender cannot make a function parse an

@@ -324,7 +324,9 @@ fn compliance_bodies_with_bad_ids_are_rejected() {
         Err(PayloadError::Invalid { field, .. }) if field == "orders_to_redact[1]"
     ));
     assert!(matches!(
-        parse_data_request(br#"{"shop_domain":"a.myshopify.com","customer":{"id":-1}}"#),
+        parse_data_request(
+            br#"{"shop_domain":"a.myshopify.com","orders_requested":[],"customer":{"id":-1}}"#
+        ),
         Err(PayloadError::Invalid { field, .. }) if field == "customer.id"
     ));
 }

@@ -19,6 +19,9 @@ pub struct ShopRecord {
     pub settings: ShopSettings,
     /// AliExpress said the shop's token is no longer valid: the merchant must re-authorize.
     pub aliexpress_reauth_needed: bool,
+    /// When a confirmed `app/uninstalled` deactivated the shop (ms epoch). `shop/redact` acts
+    /// only 48 h after it, as Shopify itself sends it.
+    pub uninstalled_at_ms: Option<i64>,
 }
 
 /// The AliExpress tokens of one app key, as dropsync last refreshed them.
@@ -68,6 +71,7 @@ impl Store {
                 item.get("ae_reauth"),
                 Some(AttributeValue::Bool(true))
             ),
+            uninstalled_at_ms: get_n(item, "uninstalled_at").ok(),
         })
     }
 
@@ -100,9 +104,44 @@ impl Store {
         self.set_shop_attr(shop, "settings", s(raw)).await
     }
 
+    /// Sets the active flag. Reactivating (a reconnect) also forgets when the shop was
+    /// uninstalled, so a late `shop/redact` can no longer delete a shop that came back.
     pub async fn set_active(&self, shop: &ShopDomain, active: bool) -> Result<(), StoreError> {
-        self.set_shop_attr(shop, "active", AttributeValue::Bool(active))
+        if !active {
+            return self
+                .set_shop_attr(shop, "active", AttributeValue::Bool(false))
+                .await;
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(shop_key(shop)))
+            .update_expression("SET active = :t, shop = :shop REMOVE uninstalled_at")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":shop", s(shop.as_str()))
+            .send()
             .await
+            .map(|_| ())
+            .map_err(error::sdk)
+    }
+
+    /// A confirmed uninstall: inactive from now, and the time kept for `shop/redact`'s 48 h.
+    /// A repeated uninstall keeps the first time.
+    pub async fn mark_uninstalled(&self, shop: &ShopDomain, now_ms: i64) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(shop_key(shop)))
+            .update_expression(
+                "SET active = :f, shop = :shop, uninstalled_at = if_not_exists(uninstalled_at, :at)",
+            )
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
+            .expression_attribute_values(":shop", s(shop.as_str()))
+            .expression_attribute_values(":at", n(now_ms))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(error::sdk)
     }
 
     pub async fn set_aliexpress_reauth(
@@ -271,5 +310,152 @@ impl Store {
     /// Number of shards of the open index (for pollers that split the work).
     pub fn open_shards(&self) -> u32 {
         SHARDS
+    }
+}
+
+/// The reconciliation watermark of a shop: every Shopify order updated before it is applied.
+impl Store {
+    fn watermark_key(shop: &ShopDomain) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), s(shop_pk(shop))),
+            ("sk".to_owned(), s("RECONCILE")),
+        ])
+    }
+
+    /// The shop's reconciliation watermark (ms epoch), `None` before its first run.
+    pub async fn reconcile_watermark(&self, shop: &ShopDomain) -> Result<Option<i64>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::watermark_key(shop)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(error::sdk)?;
+        Ok(out.item().and_then(|i| get_n(i, "watermark_ms").ok()))
+    }
+
+    /// Moves the watermark forward to `watermark_ms`; never back (two concurrent runs, or a
+    /// late one, cannot undo another's progress). Returns whether it moved.
+    pub async fn advance_reconcile_watermark(
+        &self,
+        shop: &ShopDomain,
+        watermark_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::watermark_key(shop)))
+            .update_expression("SET watermark_ms = :w, shop = :shop")
+            .condition_expression("attribute_not_exists(watermark_ms) OR watermark_ms < :w")
+            .expression_attribute_values(":w", n(watermark_ms))
+            .expression_attribute_values(":shop", s(shop.as_str()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(error::sdk(e)),
+        }
+    }
+}
+
+/// Manual shop syncs: at most one in flight per shop, across every concurrent Lambda, and at most
+/// one started per `min_interval_ms`.
+impl Store {
+    fn sync_gate_key(shop: &ShopDomain) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), s(shop_pk(shop))),
+            ("sk".to_owned(), s("SYNCGATE")),
+        ])
+    }
+
+    /// Starts a manual sync of `shop` as `holder`, held until `now_ms + hold_ms` at most (a crashed
+    /// holder's gate opens by itself). `Ok(None)`: started; `Ok(Some(ms))`: refused, try again in
+    /// `ms` (one is in flight, or the last started less than `min_interval_ms` ago).
+    pub async fn start_manual_sync(
+        &self,
+        shop: &ShopDomain,
+        holder: &str,
+        now_ms: i64,
+        hold_ms: i64,
+        min_interval_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::sync_gate_key(shop)))
+            .update_expression(
+                "SET holder = :h, busy_until = :until, started_at = :now, shop = :shop",
+            )
+            .condition_expression(
+                "(attribute_not_exists(busy_until) OR busy_until <= :now) \
+                 AND (attribute_not_exists(started_at) OR started_at <= :since)",
+            )
+            .expression_attribute_values(":h", s(holder))
+            .expression_attribute_values(":until", n(now_ms.saturating_add(hold_ms)))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":since", n(now_ms.saturating_sub(min_interval_ms)))
+            .expression_attribute_values(":shop", s(shop.as_str()))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(None),
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(se)) => match se.into_err() {
+                aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => {
+                    let old = c.item.unwrap_or_default();
+                    let busy: i64 = get_n(&old, "busy_until").unwrap_or(now_ms);
+                    let started: i64 = get_n(&old, "started_at").unwrap_or(now_ms);
+                    let wait = busy
+                        .saturating_sub(now_ms)
+                        .max(started.saturating_add(min_interval_ms).saturating_sub(now_ms))
+                        .max(1);
+                    Ok(Some(wait))
+                }
+                other => Err(StoreError::Other(other.to_string())),
+            },
+            Err(e) => Err(error::sdk(e)),
+        }
+    }
+
+    /// Ends `holder`'s manual sync of `shop` (the rate interval still runs from its start).
+    pub async fn end_manual_sync(&self, shop: &ShopDomain, holder: &str) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::sync_gate_key(shop)))
+            .update_expression("SET busy_until = :zero")
+            .condition_expression("holder = :h")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":h", s(holder))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            // Taken over after our hold expired: nothing of ours to end.
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(error::sdk(e)),
+        }
     }
 }

@@ -98,6 +98,7 @@ async fn fixture() -> Fixture {
             sync: Some(sync),
             place: None,
             connect: None,
+            reconcile: None,
         },
         store,
         a,
@@ -162,6 +163,7 @@ async fn health_answers_without_auth_and_fails_when_the_table_is_gone() {
         sync: None,
         place: None,
         connect: None,
+        reconcile: None,
     };
     let (status, body) =
         response_json(gone.handle(apigw_request("GET", "/health", &[], b"")).await);

@@ -70,6 +70,7 @@ async fn fixture() -> Fx {
             sync: None,
             place: None,
             connect: Some(connect),
+            reconcile: None,
         },
         store,
         app_key,

@@ -86,6 +86,7 @@ async fn fixture() -> Fx {
             sync: None,
             place: None,
             connect: Some(connect.clone()),
+            reconcile: None,
         },
         connect,
         store,

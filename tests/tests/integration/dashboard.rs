@@ -49,6 +49,7 @@ async fn fixture() -> Fixture {
             sync: None,
             place: None,
             connect: None,
+            reconcile: None,
         },
         store,
         a,

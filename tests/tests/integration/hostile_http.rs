@@ -17,6 +17,7 @@
 
 use crate::hostile_support;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use hostile_support::*;
 use serde_json::json;
 use std::time::Duration;
@@ -100,7 +101,14 @@ async fn check(stack: &Stack, cases: Vec<Case>) {
             ));
         }
     }
-    let items = stack.scan().await;
+    // A body-less route answered as it would without the body (a shop sync) records its
+    // one-at-a-time gate: bookkeeping of an accepted request, not something the body wrote.
+    let items: Vec<_> = stack
+        .scan()
+        .await
+        .into_iter()
+        .filter(|i| !matches!(i.get("sk"), Some(AttributeValue::S(sk)) if sk == "SYNCGATE"))
+        .collect();
     assert!(
         failures.is_empty(),
         "{} of {total} hostile requests were mishandled:\n  {}",

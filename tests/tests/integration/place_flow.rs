@@ -134,6 +134,7 @@ async fn fixture() -> Fx {
             sync: Some(sync),
             place: Some(place),
             connect: None,
+            reconcile: None,
         }),
         admin,
         credentials: creds,

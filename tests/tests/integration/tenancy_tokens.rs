@@ -336,11 +336,11 @@ async fn the_admin_token_sees_every_configured_shop_and_no_other_on_every_route(
             assert!(![401, 403].contains(&res.status), "{m} {p}: {}", res.text());
         }
     }
-    assert_eq!(
-        snapshot(&stack).await,
-        before,
-        "a refused request wrote something"
-    );
+    // The accepted shop syncs of the configured shops record their gate (one sync at a time per
+    // shop); nothing else may change.
+    let mut after = snapshot(&stack).await;
+    after.retain(|k, _| !k.ends_with("|SYNCGATE"));
+    assert_eq!(after, before, "a refused request wrote something");
 }
 
 /// Tokens near `real`: every shorter prefix, every length up to twice as long (padding with
@@ -492,11 +492,9 @@ fn tokens_are_compared_only_through_the_constant_time_comparison() {
         }
     }
     let eq = body_of("constant_eq");
-    assert_eq!(
-        eq.matches("return").count(),
-        1,
-        "only the length check may exit early: {eq}"
-    );
+    // Digests have one length: no early exit at all, so lengths do not leak either.
+    assert_eq!(eq.matches("return").count(), 0, "no early exit: {eq}");
+    assert!(eq.contains("Sha256::digest"), "compared over digests: {eq}");
     assert!(
         !eq.contains("break") && !eq.contains("all(") && !eq.contains("any("),
         "{eq}"

@@ -129,6 +129,17 @@ async fn a_verified_delivery_for_one_shop_never_touches_another_shops_items() {
     body["source_url"] = json!(format!("https://{}/admin", b.domain));
     body["shop"] = json!(b.domain);
     let body = serde_json::to_vec(&body).unwrap();
+    // The order status URL names B: a body that names a shop must name the header's.
+    for topic in ["orders/create", "orders/paid", "orders/updated"] {
+        let res = stack
+            .send(&stack.delivery(&a.domain, &a.webhook_secret, topic, &body))
+            .await;
+        assert_eq!(res.status, 400, "{topic}: {}", res.text());
+    }
+    assert_eq!(of_shop(&snapshot(&stack).await, &b.domain), b_before);
+    let mut body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    body["order_status_url"] = json!(format!("https://{}/orders/700", a.domain));
+    let body = serde_json::to_vec(&body).unwrap();
     for topic in ["orders/create", "orders/paid", "orders/updated"] {
         let res = stack
             .send(&stack.delivery(&a.domain, &a.webhook_secret, topic, &body))
@@ -179,13 +190,18 @@ async fn a_verified_delivery_for_one_shop_never_touches_another_shops_items() {
     }
     assert_eq!(snapshot(&stack).await, before);
 
-    // A's app/uninstalled deactivates A only.
-    let body = serde_json::to_vec(&json!({"id": 1, "domain": a.domain})).unwrap();
-    let res = stack
-        .send(&stack.delivery(&a.domain, &a.webhook_secret, "app/uninstalled", &body))
-        .await;
-    assert_eq!(res.status, 200, "{}", res.text());
-    assert!(!stack.store.get_shop(&a.domain).await.unwrap().active);
+    // A's app/uninstalled naming B is refused; naming A, it cannot be confirmed by this stack
+    // (no Shopify client): 503 for Shopify to retry, and nothing changes for either shop.
+    for (named, want) in [(&b.domain, 400), (&a.domain, 503)] {
+        let body =
+            serde_json::to_vec(&json!({"id": 1, "domain": "a.example", "myshopify_domain": named}))
+                .unwrap();
+        let res = stack
+            .send(&stack.delivery(&a.domain, &a.webhook_secret, "app/uninstalled", &body))
+            .await;
+        assert_eq!(res.status, want, "{}", res.text());
+    }
+    assert!(stack.store.get_shop(&a.domain).await.unwrap().active);
     assert!(stack.store.get_shop(&b.domain).await.unwrap().active);
     assert_eq!(of_shop(&snapshot(&stack).await, &b.domain), b_before);
 }
@@ -223,6 +239,15 @@ async fn shop_redact_of_one_shop_leaves_the_other_shop_intact() {
     let b_before = of_shop(&before, &b.domain);
     assert!(b_before.len() >= 5, "{:?}", b_before.keys());
 
+    // Shopify sends shop/redact 48 h after a (confirmed) uninstall.
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 49 * 3600 * 1000;
+    stack.store.mark_uninstalled(&a.domain, at).await.unwrap();
+    let before = snapshot(&stack).await;
+    let b_before = of_shop(&before, &b.domain);
     let body = serde_json::to_vec(&json!({"shop_id": 1, "shop_domain": a.domain})).unwrap();
     let res = stack
         .send(&stack.delivery(&a.domain, &a.webhook_secret, "shop/redact", &body))

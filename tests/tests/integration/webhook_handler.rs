@@ -429,7 +429,10 @@ async fn shop_redact_deletes_the_shops_orders_and_record_and_nothing_of_another_
         )
         .await;
     }
-    store.set_active(&shop_domain(SHOP), false).await.unwrap();
+    store
+        .mark_uninstalled(&shop_domain(SHOP), ms_hours_ago(49))
+        .await
+        .unwrap();
     let theirs = shopify_bytes(&order(ORDER, 0, "paid", &[(LINE_A, 1)]));
     assert_eq!(
         deliver(
@@ -513,6 +516,10 @@ async fn a_compliance_body_naming_another_shop_or_unreadable_is_400_and_deletes_
         &shopify_hmac(SECRET, &bad),
     );
     assert_eq!(deliver(&svc, &bad_headers, &bad).await.0, 400);
+    store
+        .mark_uninstalled(&shop_domain(SHOP), ms_hours_ago(48))
+        .await
+        .unwrap();
     assert_eq!(deliver(&svc, &headers, &body).await, ok());
     assert!(
         store
@@ -950,7 +957,7 @@ async fn dynamodb_unreachable_is_503_so_shopify_retries_and_never_a_panic() {
             "orders/create",
             shopify_bytes(&order(ORDER, 0, "paid", &[(LINE_A, 1)])),
         ),
-        ("app/uninstalled", b"{}".to_vec()),
+        ("app/uninstalled", uninstall_body(SHOP)),
         ("shop/redact", compliance_body("shop/redact", SHOP)),
         (
             "customers/redact",
@@ -1071,11 +1078,11 @@ async fn the_spec_hmac_vector_verifies_through_the_handler_and_the_same_json_re_
     assert_eq!(item_count(&store).await, 0);
     assert!(store.get_shop(&shop_domain(SHOP)).await.unwrap().active);
 
-    assert_eq!(
-        deliver(&svc, &headers(VECTOR_HMAC), VECTOR_BODY).await,
-        ok()
-    );
-    assert!(!store.get_shop(&shop_domain(SHOP)).await.unwrap().active);
+    // Verified, then refused for what it is: an order-like body is not the shop resource an
+    // uninstall carries, so it cannot deactivate the shop.
+    let (status, v) = deliver(&svc, &headers(VECTOR_HMAC), VECTOR_BODY).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(store.get_shop(&shop_domain(SHOP)).await.unwrap().active);
     // And as an order topic: verified, then refused for what it is (no timestamps), not for its HMAC.
     let mut h = headers(VECTOR_HMAC);
     h[0].1 = "orders/create".into();
@@ -1225,8 +1232,11 @@ async fn orders_create_and_orders_paid_cost_one_dynamodb_request_each() {
     let calls = measure("orders/cancelled (with a supplier order)", log.take());
     assert_eq!(calls, vec!["UpdateItem", "GetItem", "PutItem"]);
 
-    deliver_signed(&svc, "app/uninstalled", b"{}").await;
-    assert_eq!(measure("app/uninstalled", log.take()), vec!["UpdateItem"]);
+    deliver_signed(&svc, "app/uninstalled", &uninstall_body(SHOP)).await;
+    assert_eq!(
+        measure("app/uninstalled", log.take()),
+        vec!["GetItem", "UpdateItem"]
+    );
     let body = compliance_body("customers/redact", SHOP);
     deliver_signed(&svc, "customers/redact", &body).await;
     assert_eq!(measure("customers/redact", log.take()), vec!["PutItem"]);

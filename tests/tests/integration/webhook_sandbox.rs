@@ -272,15 +272,19 @@ async fn the_sandboxs_forged_and_unsigned_deliveries_are_refused_and_its_previou
     let raw = r##"{"id":820982911946154508,"name":"#9999","note":"a\/b \u0026 c"}"##;
     let res = s.deliver("orders/create", json!({"body": raw})).await;
     assert_eq!(res[0].0, 400, "{res:?}");
-    assert!(all_ok(
-        &s.deliver("app/uninstalled", json!({"body": raw})).await
-    ));
-    assert!(!s.store.get_shop(&s.domain).await.unwrap().active);
+    let res = s.deliver("app/uninstalled", json!({"body": raw})).await;
+    assert_eq!(res[0].0, 400, "{res:?}");
+    assert!(s.store.get_shop(&s.domain).await.unwrap().active);
     // A compliance request the sandbox signs.
     let redact = json!({"shop_id": 1, "shop_domain": s.shop, "customer": {"id": 5, "email": "x@example.com"}, "orders_to_redact": [id]});
     assert!(all_ok(
         &s.deliver("customers/redact", json!({"body": redact})).await
     ));
+    // Shopify redacts 48 h after an uninstall.
+    s.store
+        .mark_uninstalled(&s.domain, dropsync_tests::now_ms() - 49 * 3600 * 1000)
+        .await
+        .unwrap();
     assert!(all_ok(
         &s.deliver(
             "shop/redact",

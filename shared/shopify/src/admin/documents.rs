@@ -72,6 +72,17 @@ pub const ORDER_FOR_SYNC: &str = include_str!("graphql/order_for_sync.graphql");
 pub const ORDER_LINE_ITEMS_PAGE: &str = include_str!("graphql/order_line_items_page.graphql");
 /// The order's shipping address, read at placement time (never stored). Requested cost 2.
 pub const ORDER_SHIPPING_ADDRESS: &str = include_str!("graphql/order_shipping_address.graphql");
+/// The cheapest authenticated question: whether Shopify still accepts the shop's token. An
+/// `app/uninstalled` delivery is only acted on once this is answered 401 (the topic header is not
+/// covered by the HMAC, so a replayed body could otherwise deactivate a shop). Requested cost 1.
+pub const SHOP_TOKEN_CHECK: &str = include_str!("graphql/shop_token_check.graphql");
+/// Reconciliation's listing: the ids and `updatedAt` of the shop's orders updated since a
+/// watermark, oldest update first, [`ORDERS_UPDATED_SINCE_FIRST`] a page. Only orders dropsync
+/// holds an older version of (or none) are then re-fetched in full with [`ORDER_FOR_SYNC`], so an
+/// in-sync shop costs about one point per order.
+pub const ORDERS_UPDATED_SINCE: &str = include_str!("graphql/orders_updated_since.graphql");
+/// `orders(first:)` in [`ORDERS_UPDATED_SINCE`].
+pub const ORDERS_UPDATED_SINCE_FIRST: usize = 50;
 
 pub(crate) const OP_ORDER_FULFILLMENT_STATE: Operation = Operation {
     name: "OrderFulfillmentState",
@@ -127,6 +138,18 @@ pub(crate) const OP_ORDER_LINE_ITEMS_PAGE: Operation = Operation {
     mutation: false,
     expected_cost: 153,
 };
+pub(crate) const OP_ORDERS_UPDATED_SINCE: Operation = Operation {
+    name: "OrdersUpdatedSince",
+    document: ORDERS_UPDATED_SINCE,
+    mutation: false,
+    expected_cost: 52,
+};
+pub(crate) const OP_SHOP_TOKEN_CHECK: Operation = Operation {
+    name: "ShopTokenCheck",
+    document: SHOP_TOKEN_CHECK,
+    mutation: false,
+    expected_cost: 1,
+};
 
 /// Every operation the client can send, with its expected cost.
 pub(crate) const OP_ORDER_SHIPPING_ADDRESS: Operation = Operation {
@@ -150,6 +173,8 @@ pub const OPERATIONS: &[Operation] = &[
     super::subscriptions::OP_WEBHOOK_SUBSCRIPTIONS,
     super::subscriptions::OP_WEBHOOK_SUBSCRIPTION_CREATE,
     super::subscriptions::OP_WEBHOOK_SUBSCRIPTION_UPDATE,
+    OP_SHOP_TOKEN_CHECK,
+    OP_ORDERS_UPDATED_SINCE,
 ];
 
 /// `(operation name, document)` of every document dropsync sends: the list CI validates against
@@ -183,6 +208,8 @@ pub const DOCUMENTS: &[(&str, &str)] = &[
         "WebhookSubscriptionUpdate",
         super::subscriptions::WEBHOOK_SUBSCRIPTION_UPDATE,
     ),
+    ("ShopTokenCheck", SHOP_TOKEN_CHECK),
+    ("OrdersUpdatedSince", ORDERS_UPDATED_SINCE),
 ];
 
 #[cfg(test)]
@@ -202,8 +229,14 @@ mod tests {
     fn every_document_declares_one_operation_under_its_listed_name() {
         for op in OPERATIONS {
             let keyword = if op.mutation { "mutation" } else { "query" };
-            let head = format!("{keyword} {}(", op.name);
-            assert!(op.document.trim_start().starts_with(&head), "{}", op.name);
+            let doc = op.document.trim_start();
+            let with_vars = format!("{keyword} {}(", op.name);
+            let without = format!("{keyword} {} {{", op.name);
+            assert!(
+                doc.starts_with(&with_vars) || doc.starts_with(&without),
+                "{}",
+                op.name
+            );
             assert_eq!(
                 op.document.matches("query ").count() + op.document.matches("mutation ").count(),
                 1,

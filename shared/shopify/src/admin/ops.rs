@@ -7,12 +7,12 @@ use super::documents::{
     ALL_FULFILLMENTS_FIRST, FULFILLMENTS_FIRST, OP_FULFILLMENT_CREATE, OP_FULFILLMENT_DETAIL,
     OP_FULFILLMENT_ORDER_LINE_ITEMS_PAGE, OP_FULFILLMENT_ORDERS_PAGE,
     OP_FULFILLMENT_TRACKING_INFO_UPDATE, OP_ORDER_FOR_SYNC, OP_ORDER_FULFILLMENT_IDS,
-    OP_ORDER_FULFILLMENT_STATE, OP_ORDER_LINE_ITEMS_PAGE, Operation, SYNC_FULFILLMENTS_FIRST,
-    TRACKING_FIRST,
+    OP_ORDER_FULFILLMENT_STATE, OP_ORDER_LINE_ITEMS_PAGE, OP_ORDERS_UPDATED_SINCE,
+    OP_SHOP_TOKEN_CHECK, Operation, SYNC_FULFILLMENTS_FIRST, TRACKING_FIRST,
 };
 use super::types::{
     ExistingFulfillment, FoLineItem, FulfillmentOrder, FulfillmentRequest, FulfillmentState,
-    MutationOutcome, ShopifyAdmin, TrackingInfo,
+    MutationOutcome, OrderStamp, OrderStampPage, ShopifyAdmin, TrackingInfo,
 };
 use dropsync_domain::{FinancialStatus, LineItem, ShopDomain, ShopifyFacts, gid, parse_shopify_id};
 use serde::de::DeserializeOwned;
@@ -881,6 +881,90 @@ impl ShopifyAdmin for AdminClient {
     ) -> Result<Option<(u64, ShopifyFacts)>, AdminError> {
         self.fetch_order_impl(shop, token, order_id).await
     }
+
+    async fn token_refused(&self, shop: &ShopDomain, token: &str) -> Result<bool, AdminError> {
+        match self
+            .run(shop, token, &OP_SHOP_TOKEN_CHECK, json!({}), None)
+            .await
+        {
+            Ok(_) => Ok(false),
+            Err(AdminError::Unauthorized) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn orders_updated_since(
+        &self,
+        shop: &ShopDomain,
+        token: &str,
+        since_ms: i64,
+        after: Option<&str>,
+    ) -> Result<OrderStampPage, AdminError> {
+        let since =
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(since_ms) * 1_000_000)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .ok_or_else(|| {
+                    AdminError::Permanent(format!("watermark {since_ms} out of range"))
+                })?;
+        let variables = json!({"query": format!("updated_at:>='{since}'"), "after": after});
+        let data = self
+            .run(shop, token, &OP_ORDERS_UPDATED_SINCE, variables, None)
+            .await?;
+        let root: StampRoot = decode(&OP_ORDERS_UPDATED_SINCE, data)?;
+        let mut orders = Vec::with_capacity(root.orders.nodes.len());
+        for node in root.orders.nodes {
+            let id = node
+                .legacy_resource_id
+                .parse::<u64>()
+                .ok()
+                .or_else(|| parse_shopify_id(&node.id))
+                .ok_or_else(|| AdminError::Permanent("unreadable order id in a listing".into()))?;
+            orders.push(OrderStamp {
+                id,
+                updated_at_ms: timestamp_ms(&node.updated_at, "updatedAt")?,
+            });
+        }
+        let page = root.orders.page_info;
+        let next = if page.has_next_page {
+            Some(page.end_cursor.ok_or_else(|| {
+                AdminError::Permanent("orders: hasNextPage without endCursor".into())
+            })?)
+        } else {
+            None
+        };
+        Ok(OrderStampPage { orders, next })
+    }
+}
+
+#[derive(Deserialize)]
+struct StampRoot {
+    orders: StampConnection,
+}
+
+#[derive(Deserialize)]
+struct StampConnection {
+    nodes: Vec<StampNode>,
+    #[serde(rename = "pageInfo")]
+    page_info: StampPageInfo,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StampNode {
+    id: String,
+    legacy_resource_id: String,
+    updated_at: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StampPageInfo {
+    has_next_page: bool,
+    end_cursor: Option<String>,
 }
 
 #[cfg(test)]

@@ -56,6 +56,40 @@ pub trait ShopifyAdmin: Send + Sync {
     fn admin_base_override(&self) -> Option<String> {
         None
     }
+    /// Whether Shopify now refuses `token` for `shop` (HTTP 401/403): what confirms an
+    /// `app/uninstalled` delivery, since Shopify revokes an app's tokens when it is uninstalled.
+    /// `Ok(false)` when the token works; an error when Shopify could not say (retry later).
+    fn token_refused(
+        &self,
+        shop: &ShopDomain,
+        token: &str,
+    ) -> impl Future<Output = Result<bool, AdminError>> + Send;
+
+    /// One page of the shop's orders updated at or after `since_ms`, oldest update first
+    /// (`orders(query: "updated_at:>='…'", sortKey: UPDATED_AT)`), from the cursor `after`.
+    fn orders_updated_since(
+        &self,
+        shop: &ShopDomain,
+        token: &str,
+        since_ms: i64,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<OrderStampPage, AdminError>> + Send;
+}
+
+/// An order's id and last update, as reconciliation lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderStamp {
+    pub id: u64,
+    /// `updatedAt`, ms epoch.
+    pub updated_at_ms: i64,
+}
+
+/// One page of [`ShopifyAdmin::orders_updated_since`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OrderStampPage {
+    pub orders: Vec<OrderStamp>,
+    /// The cursor of the next page; `None` on the last.
+    pub next: Option<String>,
 }
 
 /// An order's fulfillment picture.

@@ -50,7 +50,7 @@ pub fn parse_order(body: &[u8]) -> Result<ParsedOrder, PayloadError> {
     parse_order_value(&root)
 }
 
-fn parse_order_value(root: &Value) -> Result<ParsedOrder, PayloadError> {
+pub(crate) fn parse_order_value(root: &Value) -> Result<ParsedOrder, PayloadError> {
     let order = unwrap_rest_response(Obj::root(root)?)?;
     let id = order.own_id("Order")?;
 

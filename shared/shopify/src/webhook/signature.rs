@@ -12,6 +12,16 @@ const DIGEST_LEN: usize = 32;
 /// Length of its standard, padded base64 encoding.
 const HEADER_LEN: usize = 44;
 
+/// The hex SHA-256 of a delivery's body: a dedupe key taken from what the HMAC covers, unlike
+/// `X-Shopify-Webhook-Id`, which anyone replaying a captured body can change.
+pub fn body_digest(body: &[u8]) -> String {
+    use sha2::Digest as _;
+    Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Whether `header` (the `X-Shopify-Hmac-Sha256` value) is the base64 HMAC-SHA256 of `body`
 /// under any of `secrets`.
 ///

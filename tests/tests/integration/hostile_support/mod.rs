@@ -212,6 +212,7 @@ impl Stack {
                 sync: Some(sync.clone()),
                 place: None,
                 connect: None,
+                reconcile: None,
             },
         });
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();

@@ -161,12 +161,40 @@ pub fn service(store: Store) -> WebhookService<AdminClient> {
     service_with(store, credentials(&[(SHOP, &[SECRET])]))
 }
 
+/// With the sandbox Shopify when it runs: it does not know the test tokens, so it answers 401,
+/// which is how Shopify confirms an `app/uninstalled` (the app's tokens are revoked).
 pub fn service_with(store: Store, credentials: Arc<Credentials>) -> WebhookService<AdminClient> {
+    let admin = std::env::var("DROPSYNC_SHOPIFY_SANDBOX").ok().map(|base| {
+        Arc::new(
+            AdminClient::new(dropsync_shopify::admin::AdminConfig {
+                base_override: Some(base.trim_end_matches('/').to_owned()),
+                ..Default::default()
+            })
+            .unwrap(),
+        )
+    });
     WebhookService {
         store,
         credentials,
-        admin: None,
+        admin,
     }
+}
+
+/// A Shopify `app/uninstalled` body (the shop resource) for `shop`.
+pub fn uninstall_body(shop: &str) -> Vec<u8> {
+    shopify_bytes(
+        &serde_json::json!({"id": 548_380_009, "name": "Example", "domain": "example.com",
+        "myshopify_domain": shop, "email": "owner@example.com"}),
+    )
+}
+
+/// Milliseconds since the epoch, `hours_ago` hours back: for an uninstall 48 h before a redact.
+pub fn ms_hours_ago(hours_ago: i64) -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - hours_ago * 3600 * 1000
 }
 
 /// The headers of a delivery signed with `secret`, spelled as Shopify spells them.
