@@ -299,7 +299,10 @@ async fn main() {
         api_ns: AtomicU64::new(0),
     });
     let pusher = Arc::new(PushService {
-        store: store.clone(),
+        // As the pusher function wires it.
+        store: store
+            .clone()
+            .caching_shops(dropsync_app::wiring::SHOP_CACHE_TTL),
         admin: admin.clone(),
         credentials: creds.clone(),
     });

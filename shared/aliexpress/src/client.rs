@@ -265,7 +265,7 @@ impl IopClient {
         config
             .validate()
             .map_err(|e| AeError::Permanent(format!("invalid AliExpress configuration: {e}")))?;
-        let http = reqwest::Client::builder()
+        let http = dropsync_http::client_builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(5)))
             .build()

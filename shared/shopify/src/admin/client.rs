@@ -163,7 +163,7 @@ impl AdminClient {
                 "the Shopify request timeout must be above zero".to_owned(),
             ));
         }
-        let http = reqwest::Client::builder()
+        let http = dropsync_http::client_builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(MAX_CONNECT_TIMEOUT))
             // Never follow redirects: the access token header would travel to wherever the

@@ -7,8 +7,12 @@
 //! waits until that covers the document's expected cost (the last `requestedQueryCost` seen for
 //! it, or its static estimate). What a request reserves locally is replaced by the next reading.
 //!
-//! The state is per process: concurrent Lambdas do not share it, which is why the client still
-//! retries THROTTLED answers.
+//! The state is per process and shared by every concurrent push of the instance. Other instances
+//! (concurrent Lambdas) spend the same bucket unseen, so the limiter also learns how fast the
+//! bucket drains beyond its own spending (the gap between what a reading should have shown and
+//! what it shows), counts only the rest of the refill as its own, and then keeps a small margin
+//! above the document's cost. That keeps THROTTLED answers rare without any shared store; the
+//! client still retries the few that happen.
 
 use super::documents::Operation;
 use super::wire::ThrottleStatus;
@@ -30,6 +34,15 @@ const MAX_SLEEP_SLICE: Duration = Duration::from_secs(2);
 const MAX_TOTAL_WAIT: Duration = Duration::from_secs(30);
 /// Wait used when a reading has no usable restore rate.
 const NO_RATE_WAIT: Duration = Duration::from_secs(1);
+/// Readings closer together than this say too little about the others' spending.
+const MIN_DRAIN_INTERVAL: Duration = Duration::from_millis(50);
+/// Weight of the newest sample in the others' spending rate (a moving average).
+const DRAIN_WEIGHT: f64 = 0.3;
+/// The share of the refill this instance always counts as its own, however busy the others are.
+const MIN_OWN_SHARE: f64 = 0.1;
+/// Margin kept above a document's cost while others spend the bucket: this share of the bucket
+/// absorbs what they spend between two readings beyond their average.
+const SHARED_MARGIN: f64 = 0.05;
 
 /// The bucket as last reported, plus local reservations since.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,28 +51,47 @@ pub(crate) struct Reading {
     pub available: f64,
     pub restore_rate: f64,
     pub at: Instant,
+    /// Points per second others are estimated to take from the refill.
+    pub drain: f64,
 }
 
 impl Reading {
-    /// Points free at `now`: the reading refilled at `restore_rate`, up to the bucket size.
+    /// Points free for this instance at `now`: the reading refilled at what the others leave
+    /// of `restore_rate`, up to the bucket size.
     pub(crate) fn available_at(&self, now: Instant) -> f64 {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        (self.available + elapsed * self.restore_rate).min(self.maximum)
+        (self.available + elapsed * self.own_rate()).min(self.maximum)
+    }
+
+    /// The refill rate left for this instance.
+    fn own_rate(&self) -> f64 {
+        (self.restore_rate - self.drain).max(self.restore_rate * MIN_OWN_SHARE)
+    }
+
+    /// The points to wait for: the cost, plus a margin while others share the bucket.
+    fn threshold(&self, need: f64) -> f64 {
+        let margin = if self.drain > 0.0 {
+            self.maximum * SHARED_MARGIN
+        } else {
+            0.0
+        };
+        (need + margin).min(self.maximum).max(0.0)
     }
 }
 
 /// How long until `need` points are free (`None`: now). A need above the bucket size is capped
 /// at the size: waiting longer would never help.
 pub(crate) fn wait_for(reading: &Reading, need: f64, now: Instant) -> Option<Duration> {
-    let need = need.min(reading.maximum).max(0.0);
+    let need = reading.threshold(need);
     let available = reading.available_at(now);
     if available >= need {
         return None;
     }
-    if !(reading.restore_rate.is_finite() && reading.restore_rate > 0.0) {
+    let rate = reading.own_rate();
+    if !(rate.is_finite() && rate > 0.0) {
         return Some(NO_RATE_WAIT);
     }
-    let secs = (need - available) / reading.restore_rate;
+    let secs = (need - available) / rate;
     Some(Duration::from_secs_f64(
         secs.clamp(0.0, MAX_TOTAL_WAIT.as_secs_f64()),
     ))
@@ -68,6 +100,8 @@ pub(crate) fn wait_for(reading: &Reading, need: f64, now: Instant) -> Option<Dur
 #[derive(Debug, Default)]
 struct ShopState {
     reading: Option<Reading>,
+    /// When the last reading arrived (reservations move `reading.at`, not this).
+    observed_at: Option<Instant>,
     /// A request is out while the bucket is unknown: the others wait for its reading rather
     /// than all rushing a bucket that may be nearly empty (a cold Lambda with a full batch).
     probing: bool,
@@ -218,11 +252,20 @@ impl Limiter {
         }
         let mut shops = lock(&self.shops);
         let state = shops.entry(shop.to_owned()).or_default();
+        let available = status.currently_available.min(status.maximum_available);
+        let drain = match (state.reading, state.observed_at) {
+            (Some(prev), Some(observed_at)) => {
+                drain_estimate(&prev, observed_at, status, available, now)
+            }
+            _ => 0.0,
+        };
+        state.observed_at = Some(now);
         state.reading = Some(Reading {
             maximum: status.maximum_available,
-            available: status.currently_available.min(status.maximum_available),
+            available,
             restore_rate: status.restore_rate,
             at: now,
+            drain,
         });
         drop(shops);
         self.changed.notify_waiters();
@@ -237,6 +280,31 @@ impl Limiter {
     }
 }
 
+/// The others' spending rate after a new reading: what the previous reading (less this
+/// instance's reservations since) plus the full refill predicted, minus what Shopify reports,
+/// over the time between the readings, folded into the moving average. A full bucket says
+/// nothing about spending, so the estimate then decays.
+fn drain_estimate(
+    prev: &Reading,
+    observed_at: Instant,
+    status: &ThrottleStatus,
+    available: f64,
+    now: Instant,
+) -> f64 {
+    let interval = now.saturating_duration_since(observed_at);
+    if interval < MIN_DRAIN_INTERVAL {
+        return prev.drain;
+    }
+    let since_reservation = now.saturating_duration_since(prev.at).as_secs_f64();
+    let predicted = prev.available + since_reservation * status.restore_rate;
+    if predicted >= status.maximum_available || available >= status.maximum_available {
+        return prev.drain * (1.0 - DRAIN_WEIGHT);
+    }
+    let sample = ((predicted - available) / interval.as_secs_f64()).max(0.0);
+    let estimate = prev.drain * (1.0 - DRAIN_WEIGHT) + sample * DRAIN_WEIGHT;
+    estimate.clamp(0.0, status.restore_rate)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::documents::OP_ORDER_FULFILLMENT_STATE as OP;
@@ -248,6 +316,7 @@ mod tests {
             available,
             restore_rate: 10.0,
             at,
+            drain: 0.0,
         }
     }
 
@@ -380,6 +449,48 @@ mod tests {
             t0,
         );
         assert!(!l.bucket_known("a.myshopify.com"));
+    }
+
+    #[test]
+    fn a_bucket_drained_by_other_instances_slows_this_one_down_and_keeps_a_margin() {
+        let l = Limiter::default();
+        let shop = "a.myshopify.com";
+        let t0 = Instant::now();
+        l.observe(shop, &status(0.0), t0);
+        // Others spend 8 of the 10 points refilled each second: the bucket gains 2 per second.
+        for s in 1..=20_u32 {
+            l.observe(
+                shop,
+                &status(2.0 * f64::from(s)),
+                t0 + Duration::from_secs(s.into()),
+            );
+        }
+        let now = t0 + Duration::from_secs(20);
+        // 40 free. Alone, 45 points would be free in 0.5 s; with about 2 points/s left to this
+        // instance and a 2.5-point margin it waits more than 3 s.
+        let Decision::Wait(wait) = l.decide(shop, 45.0, now, false) else {
+            panic!("the others' spending must hold this instance back");
+        };
+        assert!(wait > Duration::from_secs(3), "{wait:?}");
+        assert!(wait < Duration::from_secs(10), "{wait:?}");
+    }
+
+    #[test]
+    fn a_full_bucket_forgets_the_others_spending() {
+        let l = Limiter::default();
+        let shop = "a.myshopify.com";
+        let t0 = Instant::now();
+        l.observe(shop, &status(0.0), t0);
+        l.observe(shop, &status(0.0), t0 + Duration::from_secs(1));
+        let drained = l.decide(shop, 5.0, t0 + Duration::from_secs(1), false);
+        assert!(matches!(drained, Decision::Wait(_)));
+        for s in 2..30 {
+            l.observe(shop, &status(50.0), t0 + Duration::from_secs(s));
+        }
+        assert_eq!(
+            l.decide(shop, 5.0, t0 + Duration::from_secs(30), false),
+            Decision::Go { probe: false }
+        );
     }
 
     #[tokio::test]
