@@ -572,6 +572,7 @@ async fn main() {
         ),
         &[
             Metric::new("DynamoDB reads per order", reads_per, "requests")
+                .goal("<= 3.5")
                 .spread(op_text.clone())
                 .reference("design minimum 3 (link read-modify-write, poll, push)".into()),
             Metric::new("DynamoDB writes per order", writes_per, "requests").reference(

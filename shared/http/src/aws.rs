@@ -21,11 +21,14 @@ pub fn aws_http_client() -> SharedHttpClient {
     SharedHttpClient::new(ReqwestHttpClient::default())
 }
 
+/// Connect and read timeouts: what distinguishes one connector from another.
+type Timeouts = (Option<Duration>, Option<Duration>);
+
 #[derive(Debug, Default)]
 struct ReqwestHttpClient {
-    /// Connectors by connect timeout: the SDK asks once per client configuration, so this holds
-    /// one or two entries.
-    connectors: std::sync::Mutex<Vec<(Option<Duration>, Option<Duration>, SharedHttpConnector)>>,
+    /// Connectors by timeouts: the SDK asks once per client configuration, so this holds one or
+    /// two entries.
+    connectors: std::sync::Mutex<Vec<(Timeouts, SharedHttpConnector)>>,
 }
 
 impl HttpClient for ReqwestHttpClient {
@@ -34,16 +37,16 @@ impl HttpClient for ReqwestHttpClient {
         settings: &HttpConnectorSettings,
         _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
-        let key = (settings.connect_timeout(), settings.read_timeout());
+        let key: Timeouts = (settings.connect_timeout(), settings.read_timeout());
         let mut connectors = match self.connectors.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some((_, _, c)) = connectors.iter().find(|(c, r, _)| (*c, *r) == key) {
+        if let Some((_, c)) = connectors.iter().find(|(k, _)| *k == key) {
             return c.clone();
         }
         let connector = SharedHttpConnector::new(ReqwestConnector::new(key.0, key.1));
-        connectors.push((key.0, key.1, connector.clone()));
+        connectors.push((key, connector.clone()));
         connector
     }
 }

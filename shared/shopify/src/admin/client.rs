@@ -239,6 +239,9 @@ impl AdminClient {
                     self.limiter
                         .observe(shop_name, &status, tokio::time::Instant::now());
                 }
+                if let Some(actual) = cost.actual_query_cost {
+                    self.limiter.record_charge(op, actual);
+                }
                 if let Some(requested) = cost.requested_query_cost {
                     self.limiter.record_cost(op, requested);
                     if requested.is_finite() && requested > 0.0 {

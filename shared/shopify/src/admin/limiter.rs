@@ -119,6 +119,9 @@ pub(crate) enum Decision {
 pub(crate) struct Limiter {
     shops: Mutex<HashMap<String, ShopState>>,
     costs: Mutex<HashMap<&'static str, f64>>,
+    /// Document → last `actualQueryCost`: what a request really takes from the bucket once
+    /// Shopify has refunded the unused part of its requested cost.
+    charges: Mutex<HashMap<&'static str, f64>>,
     /// Wakes waiters when a reading arrives or a probe ends: a waiter's sleep was computed from
     /// the local estimate (which counts reservations Shopify may since have refunded), so a
     /// fresh reading usually means it can go sooner.
@@ -162,11 +165,34 @@ impl Limiter {
             .unwrap_or(f64::from(op.expected_cost))
     }
 
+    /// What a request of `op` is expected to take from the bucket: its last actual cost, else
+    /// its requested cost.
+    pub(crate) fn expected_charge(&self, op: &Operation) -> f64 {
+        lock(&self.charges)
+            .get(op.name)
+            .copied()
+            .unwrap_or_else(|| self.expected_cost(op))
+    }
+
     /// One decision step, separated from the sleeping so it can be tested with a fake clock.
+    #[cfg(test)]
     pub(crate) fn decide(
         &self,
         shop: &str,
         need: f64,
+        now: Instant,
+        waited_long: bool,
+    ) -> Decision {
+        self.decide_charging(shop, need, need, now, waited_long)
+    }
+
+    /// [`Limiter::decide`] for a request that needs `need` points free to run and is expected
+    /// to keep `charge` of them: it waits for the first and reserves the second.
+    pub(crate) fn decide_charging(
+        &self,
+        shop: &str,
+        need: f64,
+        charge: f64,
         now: Instant,
         waited_long: bool,
     ) -> Decision {
@@ -184,7 +210,7 @@ impl Limiter {
                 _ => {
                     // Reserve: the next request sees these points as taken until a reading
                     // arrives (which reflects the charge, and Shopify's refund).
-                    r.available = r.available_at(now) - need.min(r.maximum);
+                    r.available = r.available_at(now) - charge.min(need).min(r.maximum);
                     r.at = now;
                     Decision::Go { probe: false }
                 }
@@ -195,6 +221,7 @@ impl Limiter {
     /// Waits until `op`'s expected cost fits the shop's estimated bucket, and reserves it.
     pub(crate) async fn acquire(&self, shop: &str, op: &Operation) -> Permit<'_> {
         let need = self.expected_cost(op);
+        let charge = self.expected_charge(op);
         let started = Instant::now();
         loop {
             // Registered before the state is read, so a reading that lands between the decision
@@ -209,7 +236,7 @@ impl Limiter {
             } else {
                 PROBE_WAIT_CAP
             };
-            match self.decide(shop, need, now, waited >= cap) {
+            match self.decide_charging(shop, need, charge, now, waited >= cap) {
                 Decision::Go { probe } => {
                     if !waited.is_zero() {
                         tracing::debug!(
@@ -276,6 +303,14 @@ impl Limiter {
     pub(crate) fn record_cost(&self, op: &Operation, requested: f64) {
         if requested.is_finite() && requested >= 0.0 {
             lock(&self.costs).insert(op.name, requested);
+        }
+    }
+
+    /// Remembers what the document was really charged (throttled answers are charged nothing
+    /// and are not recorded).
+    pub(crate) fn record_charge(&self, op: &Operation, actual: f64) {
+        if actual.is_finite() && actual > 0.0 {
+            lock(&self.charges).insert(op.name, actual);
         }
     }
 }
@@ -405,6 +440,26 @@ mod tests {
             l.decide("a.myshopify.com", 30.0, t0, false),
             Decision::Go { probe: false }
         );
+    }
+
+    #[test]
+    fn a_request_waits_for_its_requested_cost_but_reserves_only_what_it_is_charged() {
+        let l = Limiter::default();
+        let t0 = Instant::now();
+        l.observe("a.myshopify.com", &status(40.0), t0);
+        // Needs 30 free, keeps 5: after it, 35 are left, so the next one goes too.
+        assert_eq!(
+            l.decide_charging("a.myshopify.com", 30.0, 5.0, t0, false),
+            Decision::Go { probe: false }
+        );
+        assert_eq!(
+            l.decide_charging("a.myshopify.com", 30.0, 5.0, t0, false),
+            Decision::Go { probe: false }
+        );
+        assert_eq!(l.expected_charge(&OP), f64::from(OP.expected_cost));
+        l.record_charge(&OP, 13.0);
+        l.record_charge(&OP, 0.0);
+        assert_eq!(l.expected_charge(&OP), 13.0);
     }
 
     #[test]
