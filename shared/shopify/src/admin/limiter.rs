@@ -36,6 +36,8 @@ const MAX_TOTAL_WAIT: Duration = Duration::from_secs(30);
 const NO_RATE_WAIT: Duration = Duration::from_secs(1);
 /// Readings closer together than this say too little about the others' spending.
 const MIN_DRAIN_INTERVAL: Duration = Duration::from_millis(50);
+/// How fast the estimate of the others' spending fades without readings (time constant).
+const DRAIN_FADE: Duration = Duration::from_secs(2);
 /// Weight of the newest sample in the others' spending rate (a moving average).
 const DRAIN_WEIGHT: f64 = 0.3;
 /// The share of the refill this instance always counts as its own, however busy the others are.
@@ -51,8 +53,10 @@ pub(crate) struct Reading {
     pub available: f64,
     pub restore_rate: f64,
     pub at: Instant,
-    /// Points per second others are estimated to take from the refill.
+    /// Points per second others are estimated to take from the refill, as of `observed`.
     pub drain: f64,
+    /// When the reading arrived: the drain estimate fades after it (see [`Reading::own_rate`]).
+    pub observed: Instant,
 }
 
 impl Reading {
@@ -60,12 +64,19 @@ impl Reading {
     /// of `restore_rate`, up to the bucket size.
     pub(crate) fn available_at(&self, now: Instant) -> f64 {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        (self.available + elapsed * self.own_rate()).min(self.maximum)
+        (self.available + elapsed * self.own_rate(now)).min(self.maximum)
+    }
+
+    /// The others' spending rate at `now`. It fades while no reading arrives: with every
+    /// instance holding back, nobody would otherwise learn that the others have stopped.
+    fn drain_at(&self, now: Instant) -> f64 {
+        let silent = now.saturating_duration_since(self.observed).as_secs_f64();
+        self.drain * (-silent / DRAIN_FADE.as_secs_f64()).exp()
     }
 
     /// The refill rate left for this instance.
-    fn own_rate(&self) -> f64 {
-        (self.restore_rate - self.drain).max(self.restore_rate * MIN_OWN_SHARE)
+    fn own_rate(&self, now: Instant) -> f64 {
+        (self.restore_rate - self.drain_at(now)).max(self.restore_rate * MIN_OWN_SHARE)
     }
 
     /// The points to wait for: the cost, plus a margin while others share the bucket.
@@ -87,7 +98,7 @@ pub(crate) fn wait_for(reading: &Reading, need: f64, now: Instant) -> Option<Dur
     if available >= need {
         return None;
     }
-    let rate = reading.own_rate();
+    let rate = reading.own_rate(now);
     if !(rate.is_finite() && rate > 0.0) {
         return Some(NO_RATE_WAIT);
     }
@@ -293,6 +304,7 @@ impl Limiter {
             restore_rate: status.restore_rate,
             at: now,
             drain,
+            observed: now,
         });
         drop(shops);
         self.changed.notify_waiters();
@@ -352,6 +364,7 @@ mod tests {
             restore_rate: 10.0,
             at,
             drain: 0.0,
+            observed: at,
         }
     }
 
