@@ -109,7 +109,7 @@ async fn main() -> Result<(), Error> {
         },
     });
     let pusher = Arc::new(PushService {
-        store: store.clone(),
+        store: store.clone().caching_shops(wiring::SHOP_CACHE_TTL),
         admin,
         credentials,
     });

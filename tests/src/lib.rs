@@ -45,6 +45,7 @@ fn required_env(name: &str) -> String {
 pub async fn aws_config() -> aws_config::SdkConfig {
     required_env("AWS_ENDPOINT_URL");
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(dropsync_http::aws_http_client())
         .load()
         .await
 }

@@ -302,7 +302,10 @@ async fn main() {
         api_ns: AtomicU64::new(0),
     });
     let pusher = Arc::new(PushService {
-        store: store.clone(),
+        // As the pusher function wires it.
+        store: store
+            .clone()
+            .caching_shops(dropsync_app::wiring::SHOP_CACHE_TTL),
         admin: admin.clone(),
         credentials: creds.clone(),
     });
@@ -572,6 +575,7 @@ async fn main() {
         ),
         &[
             Metric::new("DynamoDB reads per order", reads_per, "requests")
+                .goal("<= 3.5")
                 .spread(op_text.clone())
                 .reference("design minimum 3 (link read-modify-write, poll, push)".into()),
             Metric::new("DynamoDB writes per order", writes_per, "requests").reference(

@@ -25,7 +25,7 @@ async fn main() -> Result<(), Error> {
             async move {
                 let credentials = Arc::new(Credentials::load(&config.credentials).await?);
                 Ok(PushService {
-                    store: wiring::store(&aws, &config),
+                    store: wiring::store(&aws, &config).caching_shops(wiring::SHOP_CACHE_TTL),
                     admin,
                     credentials,
                 })

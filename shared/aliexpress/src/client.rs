@@ -279,7 +279,7 @@ impl IopClient {
             .map_err(|e| AeError::Permanent(format!("invalid AliExpress configuration: {e}")))?;
         // The gateway never redirects: a 3xx would carry the signed request (app key, session
         // token, signature) to whatever host the answer names. It is an error instead.
-        let http = reqwest::Client::builder()
+        let http = dropsync_http::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(5)))

@@ -319,7 +319,7 @@ async fn fetch_secret(id: &str) -> Result<Vec<u8>, CredentialsError> {
         std::env::var("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT").unwrap_or_else(|_| "2773".into());
     let token = std::env::var("AWS_SESSION_TOKEN")
         .map_err(|_| CredentialsError::Secret("AWS_SESSION_TOKEN is not set".into()))?;
-    let client = reqwest::Client::builder()
+    let client = dropsync_http::client_builder()
         .timeout(std::time::Duration::from_secs(5))
         .build()
         .map_err(|e| CredentialsError::Secret(e.to_string()))?;

@@ -30,7 +30,7 @@ use dropsync_shopify::admin::{
     AdminError, ExistingFulfillment, FulfillmentRequest, FulfillmentState, MutationOutcome,
     ShopifyAdmin, TrackingInfo,
 };
-use dropsync_store::{Store, StoreError, order_pk};
+use dropsync_store::{Store, StoreError, StoredOrder, order_pk};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -326,6 +326,9 @@ struct Target<'a> {
     retry_on_401: std::sync::atomic::AtomicBool,
     /// Shopify answered 401 to the token this push used.
     refused_token: std::sync::atomic::AtomicBool,
+    /// The order as this message read it: recording the outcome writes against its version
+    /// instead of reading the order again (a change since makes the write re-decide).
+    read: &'a StoredOrder,
 }
 
 impl<A: ShopifyAdmin> PushService<A> {
@@ -336,6 +339,9 @@ impl<A: ShopifyAdmin> PushService<A> {
         order_id: u64,
         ae_order_id: u64,
     ) -> Result<PushOutcome, PushError> {
+        let Some(stored) = self.store.get_order(&msg.shop, order_id).await? else {
+            return Ok(PushOutcome::Skipped("no such order"));
+        };
         let t = Target {
             shop: &msg.shop,
             order_id,
@@ -343,9 +349,7 @@ impl<A: ShopifyAdmin> PushService<A> {
             tn: msg.tracking_number.as_str(),
             retry_on_401: std::sync::atomic::AtomicBool::new(true),
             refused_token: std::sync::atomic::AtomicBool::new(false),
-        };
-        let Some(stored) = self.store.get_order(t.shop, order_id).await? else {
-            return Ok(PushOutcome::Skipped("no such order"));
+            read: &stored,
         };
         let Some(package) = stored
             .order
@@ -380,7 +384,7 @@ impl<A: ShopifyAdmin> PushService<A> {
                 .await?;
             return Ok(PushOutcome::Flagged("unusable tracking number".to_owned()));
         }
-        let record = self.store.get_shop(t.shop).await?;
+        let record = self.store.get_shop_cached(t.shop).await?;
         if !record.active {
             return Ok(PushOutcome::Skipped("shop inactive"));
         }
@@ -561,7 +565,7 @@ impl<A: ShopifyAdmin> PushService<A> {
     ) -> Result<(), PushError> {
         let now = now_ms();
         self.store
-            .update_order(t.shop, t.order_id, |o| {
+            .update_order_from(t.shop, t.order_id, Some(t.read.clone()), |o| {
                 mark_pushed(o, t.ae, t.tn, fulfillment_id.clone(), now)
             })
             .await?;

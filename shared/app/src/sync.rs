@@ -417,7 +417,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
         let mut changes = SyncChanges::default();
         let stored = self
             .store
-            .update_order(shop, order_id, |o| {
+            .update_order_from(shop, order_id, Some(current.clone()), |o| {
                 changes = apply_ae_observation(o, ae_order_id, &obs, now).unwrap_or_default();
                 !changes.is_empty()
             })

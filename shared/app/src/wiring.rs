@@ -20,9 +20,11 @@ pub enum WiringError {
     Client(String),
 }
 
-/// The AWS SDK configuration (honours `AWS_ENDPOINT_URL` for the local emulator).
+/// The AWS SDK configuration (honours `AWS_ENDPOINT_URL` for the local emulator), on the shared
+/// HTTP/TLS stack so that the root certificates are loaded once, by the first TLS handshake.
 pub async fn aws() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(dropsync_http::aws_http_client())
         .load()
         .await
 }
@@ -120,6 +122,10 @@ pub fn iop_client(
     )
     .map_err(|e| WiringError::Client(e.to_string()))
 }
+
+/// How long the pusher keeps a shop's settings: one read per shop and instance per this long
+/// instead of one per message; a settings change or an uninstall reaches a warm pusher this late.
+pub const SHOP_CACHE_TTL: Duration = Duration::from_secs(30);
 
 /// Time the functions keep back at the end of an invocation.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(2);

@@ -75,6 +75,8 @@ const MAX_ATTEMPTS: u32 = 64;
 pub struct Store {
     client: Client,
     table: String,
+    /// Shop records kept briefly for [`Store::get_shop_cached`]; shared by the clones.
+    shops: Option<shops::ShopCache>,
 }
 
 impl Store {
@@ -82,7 +84,17 @@ impl Store {
         Self {
             client,
             table: table.into(),
+            shops: None,
         }
+    }
+
+    /// Keeps shop records read through [`Store::get_shop_cached`] for `ttl` (per process), so
+    /// a busy pusher reads each shop's settings once per `ttl`, not once per message. A change
+    /// of settings or an uninstall is then seen up to `ttl` late by this instance.
+    #[must_use]
+    pub fn caching_shops(mut self, ttl: Duration) -> Self {
+        self.shops = Some(shops::ShopCache::new(ttl));
+        self
     }
 
     pub fn table(&self) -> &str {
@@ -362,12 +374,29 @@ impl Store {
         &self,
         shop: &ShopDomain,
         id: u64,
+        decide: F,
+    ) -> Result<Option<StoredOrder>, StoreError>
+    where
+        F: FnMut(&mut Order) -> bool,
+    {
+        let current = self.get_order(shop, id).await?;
+        self.update_order_from(shop, id, current, decide).await
+    }
+
+    /// [`Store::update_order`] starting from an order the caller has just read, which saves the
+    /// read: the write names the version it was decided on, so if the order changed since, the
+    /// write fails, returns what is stored now, and `decide` runs again on that.
+    pub async fn update_order_from<F>(
+        &self,
+        shop: &ShopDomain,
+        id: u64,
+        current: Option<StoredOrder>,
         mut decide: F,
     ) -> Result<Option<StoredOrder>, StoreError>
     where
         F: FnMut(&mut Order) -> bool,
     {
-        let mut current = self.get_order(shop, id).await?;
+        let mut current = current;
         for attempt in 0..MAX_ATTEMPTS {
             let Some(stored) = current else {
                 return Ok(None);

@@ -8,6 +8,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use dropsync_domain::{OrderStatus, ShopDomain, ShopSettings};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 const SHOP_SK: &str = "SHOP";
 
@@ -41,7 +43,56 @@ fn shop_key(shop: &ShopDomain) -> Item {
     ])
 }
 
+/// Shop records by shop, each with when it was read.
+#[derive(Debug, Clone)]
+pub(crate) struct ShopCache {
+    ttl: Duration,
+    records: Arc<Mutex<HashMap<ShopDomain, (Instant, ShopRecord)>>>,
+}
+
+impl ShopCache {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            records: Arc::default(),
+        }
+    }
+
+    fn get(&self, shop: &ShopDomain) -> Option<ShopRecord> {
+        let records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        records
+            .get(shop)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, r)| r.clone())
+    }
+
+    fn forget(&self, shop: &ShopDomain) {
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        records.remove(shop);
+    }
+
+    fn put(&self, shop: &ShopDomain, record: &ShopRecord) {
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        records.retain(|_, (at, _)| at.elapsed() < self.ttl);
+        records.insert(shop.clone(), (Instant::now(), record.clone()));
+    }
+}
+
 impl Store {
+    /// The shop's record, from this instance's cache when it was read less than the cache's
+    /// time-to-live ago (see [`Store::caching_shops`]); without a cache, [`Store::get_shop`].
+    pub async fn get_shop_cached(&self, shop: &ShopDomain) -> Result<ShopRecord, StoreError> {
+        let Some(cache) = &self.shops else {
+            return self.get_shop(shop).await;
+        };
+        if let Some(record) = cache.get(shop) {
+            return Ok(record);
+        }
+        let record = self.get_shop(shop).await?;
+        cache.put(shop, &record);
+        Ok(record)
+    }
+
     /// The shop's record; a shop never seen is active with default settings.
     pub async fn get_shop(&self, shop: &ShopDomain) -> Result<ShopRecord, StoreError> {
         let out = self
@@ -81,6 +132,9 @@ impl Store {
         attr: &str,
         v: AttributeValue,
     ) -> Result<(), StoreError> {
+        if let Some(cache) = &self.shops {
+            cache.forget(shop);
+        }
         self.client
             .update_item()
             .table_name(&self.table)

@@ -36,6 +36,7 @@ mod reconcile;
 mod shopify_admin_sandbox;
 mod shopify_documents;
 mod store;
+mod store_reads;
 mod tenancy_tokens;
 mod tenancy_webhooks;
 mod webhook_eventbridge;

@@ -163,7 +163,7 @@ impl AdminClient {
                 "the Shopify request timeout must be above zero".to_owned(),
             ));
         }
-        let http = reqwest::Client::builder()
+        let http = dropsync_http::client_builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(MAX_CONNECT_TIMEOUT))
             // Never follow redirects: the access token header would travel to wherever the
@@ -242,6 +242,9 @@ impl AdminClient {
                 if let Some(status) = cost.throttle_status {
                     self.limiter
                         .observe(shop_name, &status, tokio::time::Instant::now());
+                }
+                if let Some(actual) = cost.actual_query_cost {
+                    self.limiter.record_charge(op, actual);
                 }
                 if let Some(requested) = cost.requested_query_cost {
                     self.limiter.record_cost(op, requested);

@@ -7,8 +7,12 @@
 //! waits until that covers the document's expected cost (the last `requestedQueryCost` seen for
 //! it, or its static estimate). What a request reserves locally is replaced by the next reading.
 //!
-//! The state is per process: concurrent Lambdas do not share it, which is why the client still
-//! retries THROTTLED answers.
+//! The state is per process and shared by every concurrent push of the instance. Other instances
+//! (concurrent Lambdas) spend the same bucket unseen, so the limiter also learns how fast the
+//! bucket drains beyond its own spending (the gap between what a reading should have shown and
+//! what it shows), counts only the rest of the refill as its own, and then keeps a small margin
+//! above the document's cost. That keeps THROTTLED answers rare without any shared store; the
+//! client still retries the few that happen.
 
 use super::documents::Operation;
 use super::wire::ThrottleStatus;
@@ -30,6 +34,17 @@ const MAX_SLEEP_SLICE: Duration = Duration::from_secs(2);
 const MAX_TOTAL_WAIT: Duration = Duration::from_secs(30);
 /// Wait used when a reading has no usable restore rate.
 const NO_RATE_WAIT: Duration = Duration::from_secs(1);
+/// Readings closer together than this say too little about the others' spending.
+const MIN_DRAIN_INTERVAL: Duration = Duration::from_millis(50);
+/// How fast the estimate of the others' spending fades without readings (time constant).
+const DRAIN_FADE: Duration = Duration::from_secs(2);
+/// Weight of the newest sample in the others' spending rate (a moving average).
+const DRAIN_WEIGHT: f64 = 0.3;
+/// The share of the refill this instance always counts as its own, however busy the others are.
+const MIN_OWN_SHARE: f64 = 0.1;
+/// Margin kept above a document's cost while others spend the bucket: this share of the bucket
+/// absorbs what they spend between two readings beyond their average.
+const SHARED_MARGIN: f64 = 0.05;
 
 /// The bucket as last reported, plus local reservations since.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,28 +53,56 @@ pub(crate) struct Reading {
     pub available: f64,
     pub restore_rate: f64,
     pub at: Instant,
+    /// Points per second others are estimated to take from the refill, as of `observed`.
+    pub drain: f64,
+    /// When the reading arrived: the drain estimate fades after it (see [`Reading::own_rate`]).
+    pub observed: Instant,
 }
 
 impl Reading {
-    /// Points free at `now`: the reading refilled at `restore_rate`, up to the bucket size.
+    /// Points free for this instance at `now`: the reading refilled at what the others leave
+    /// of `restore_rate`, up to the bucket size.
     pub(crate) fn available_at(&self, now: Instant) -> f64 {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        (self.available + elapsed * self.restore_rate).min(self.maximum)
+        (self.available + elapsed * self.own_rate(now)).min(self.maximum)
+    }
+
+    /// The others' spending rate at `now`. It fades while no reading arrives: with every
+    /// instance holding back, nobody would otherwise learn that the others have stopped.
+    fn drain_at(&self, now: Instant) -> f64 {
+        let silent = now.saturating_duration_since(self.observed).as_secs_f64();
+        self.drain * (-silent / DRAIN_FADE.as_secs_f64()).exp()
+    }
+
+    /// The refill rate left for this instance.
+    fn own_rate(&self, now: Instant) -> f64 {
+        (self.restore_rate - self.drain_at(now)).max(self.restore_rate * MIN_OWN_SHARE)
+    }
+
+    /// The points to wait for: the cost, plus a margin while others share the bucket.
+    fn threshold(&self, need: f64) -> f64 {
+        let margin = if self.drain > 0.0 {
+            self.maximum * SHARED_MARGIN
+        } else {
+            0.0
+        };
+        (need + margin).min(self.maximum).max(0.0)
     }
 }
 
 /// How long until `need` points are free (`None`: now). A need above the bucket size is capped
 /// at the size: waiting longer would never help.
 pub(crate) fn wait_for(reading: &Reading, need: f64, now: Instant) -> Option<Duration> {
-    let need = need.min(reading.maximum).max(0.0);
+    let need = reading.threshold(need);
     let available = reading.available_at(now);
     if available >= need {
         return None;
     }
-    if !(reading.restore_rate.is_finite() && reading.restore_rate > 0.0) {
+    let rate = reading.own_rate(now);
+    if !(rate.is_finite() && rate > 0.0) {
         return Some(NO_RATE_WAIT);
     }
-    let secs = (need - available) / reading.restore_rate;
+    let secs = (need - available) / rate;
     Some(Duration::from_secs_f64(
         secs.clamp(0.0, MAX_TOTAL_WAIT.as_secs_f64()),
     ))
@@ -68,6 +111,8 @@ pub(crate) fn wait_for(reading: &Reading, need: f64, now: Instant) -> Option<Dur
 #[derive(Debug, Default)]
 struct ShopState {
     reading: Option<Reading>,
+    /// When the last reading arrived (reservations move `reading.at`, not this).
+    observed_at: Option<Instant>,
     /// A request is out while the bucket is unknown: the others wait for its reading rather
     /// than all rushing a bucket that may be nearly empty (a cold Lambda with a full batch).
     probing: bool,
@@ -85,6 +130,9 @@ pub(crate) enum Decision {
 pub(crate) struct Limiter {
     shops: Mutex<HashMap<String, ShopState>>,
     costs: Mutex<HashMap<&'static str, f64>>,
+    /// Document → last `actualQueryCost`: what a request really takes from the bucket once
+    /// Shopify has refunded the unused part of its requested cost.
+    charges: Mutex<HashMap<&'static str, f64>>,
     /// Wakes waiters when a reading arrives or a probe ends: a waiter's sleep was computed from
     /// the local estimate (which counts reservations Shopify may since have refunded), so a
     /// fresh reading usually means it can go sooner.
@@ -128,11 +176,34 @@ impl Limiter {
             .unwrap_or(f64::from(op.expected_cost))
     }
 
+    /// What a request of `op` is expected to take from the bucket: its last actual cost, else
+    /// its requested cost.
+    pub(crate) fn expected_charge(&self, op: &Operation) -> f64 {
+        lock(&self.charges)
+            .get(op.name)
+            .copied()
+            .unwrap_or_else(|| self.expected_cost(op))
+    }
+
     /// One decision step, separated from the sleeping so it can be tested with a fake clock.
+    #[cfg(test)]
     pub(crate) fn decide(
         &self,
         shop: &str,
         need: f64,
+        now: Instant,
+        waited_long: bool,
+    ) -> Decision {
+        self.decide_charging(shop, need, need, now, waited_long)
+    }
+
+    /// [`Limiter::decide`] for a request that needs `need` points free to run and is expected
+    /// to keep `charge` of them: it waits for the first and reserves the second.
+    pub(crate) fn decide_charging(
+        &self,
+        shop: &str,
+        need: f64,
+        charge: f64,
         now: Instant,
         waited_long: bool,
     ) -> Decision {
@@ -150,7 +221,7 @@ impl Limiter {
                 _ => {
                     // Reserve: the next request sees these points as taken until a reading
                     // arrives (which reflects the charge, and Shopify's refund).
-                    r.available = r.available_at(now) - need.min(r.maximum);
+                    r.available = r.available_at(now) - charge.min(need).min(r.maximum);
                     r.at = now;
                     Decision::Go { probe: false }
                 }
@@ -161,6 +232,7 @@ impl Limiter {
     /// Waits until `op`'s expected cost fits the shop's estimated bucket, and reserves it.
     pub(crate) async fn acquire(&self, shop: &str, op: &Operation) -> Permit<'_> {
         let need = self.expected_cost(op);
+        let charge = self.expected_charge(op);
         let started = Instant::now();
         loop {
             // Registered before the state is read, so a reading that lands between the decision
@@ -175,7 +247,7 @@ impl Limiter {
             } else {
                 PROBE_WAIT_CAP
             };
-            match self.decide(shop, need, now, waited >= cap) {
+            match self.decide_charging(shop, need, charge, now, waited >= cap) {
                 Decision::Go { probe } => {
                     if !waited.is_zero() {
                         tracing::debug!(
@@ -218,11 +290,21 @@ impl Limiter {
         }
         let mut shops = lock(&self.shops);
         let state = shops.entry(shop.to_owned()).or_default();
+        let available = status.currently_available.min(status.maximum_available);
+        let drain = match (state.reading, state.observed_at) {
+            (Some(prev), Some(observed_at)) => {
+                drain_estimate(&prev, observed_at, status, available, now)
+            }
+            _ => 0.0,
+        };
+        state.observed_at = Some(now);
         state.reading = Some(Reading {
             maximum: status.maximum_available,
-            available: status.currently_available.min(status.maximum_available),
+            available,
             restore_rate: status.restore_rate,
             at: now,
+            drain,
+            observed: now,
         });
         drop(shops);
         self.changed.notify_waiters();
@@ -235,6 +317,39 @@ impl Limiter {
             lock(&self.costs).insert(op.name, requested);
         }
     }
+
+    /// Remembers what the document was really charged (throttled answers are charged nothing
+    /// and are not recorded).
+    pub(crate) fn record_charge(&self, op: &Operation, actual: f64) {
+        if actual.is_finite() && actual > 0.0 {
+            lock(&self.charges).insert(op.name, actual);
+        }
+    }
+}
+
+/// The others' spending rate after a new reading: what the previous reading (less this
+/// instance's reservations since) plus the full refill predicted, minus what Shopify reports,
+/// over the time between the readings, folded into the moving average. A full bucket says
+/// nothing about spending, so the estimate then decays.
+fn drain_estimate(
+    prev: &Reading,
+    observed_at: Instant,
+    status: &ThrottleStatus,
+    available: f64,
+    now: Instant,
+) -> f64 {
+    let interval = now.saturating_duration_since(observed_at);
+    if interval < MIN_DRAIN_INTERVAL {
+        return prev.drain;
+    }
+    let since_reservation = now.saturating_duration_since(prev.at).as_secs_f64();
+    let predicted = prev.available + since_reservation * status.restore_rate;
+    if predicted >= status.maximum_available || available >= status.maximum_available {
+        return prev.drain * (1.0 - DRAIN_WEIGHT);
+    }
+    let sample = ((predicted - available) / interval.as_secs_f64()).max(0.0);
+    let estimate = prev.drain * (1.0 - DRAIN_WEIGHT) + sample * DRAIN_WEIGHT;
+    estimate.clamp(0.0, status.restore_rate)
 }
 
 #[cfg(test)]
@@ -248,6 +363,8 @@ mod tests {
             available,
             restore_rate: 10.0,
             at,
+            drain: 0.0,
+            observed: at,
         }
     }
 
@@ -339,6 +456,26 @@ mod tests {
     }
 
     #[test]
+    fn a_request_waits_for_its_requested_cost_but_reserves_only_what_it_is_charged() {
+        let l = Limiter::default();
+        let t0 = Instant::now();
+        l.observe("a.myshopify.com", &status(40.0), t0);
+        // Needs 30 free, keeps 5: after it, 35 are left, so the next one goes too.
+        assert_eq!(
+            l.decide_charging("a.myshopify.com", 30.0, 5.0, t0, false),
+            Decision::Go { probe: false }
+        );
+        assert_eq!(
+            l.decide_charging("a.myshopify.com", 30.0, 5.0, t0, false),
+            Decision::Go { probe: false }
+        );
+        assert_eq!(l.expected_charge(&OP), f64::from(OP.expected_cost));
+        l.record_charge(&OP, 13.0);
+        l.record_charge(&OP, 0.0);
+        assert_eq!(l.expected_charge(&OP), 13.0);
+    }
+
+    #[test]
     fn a_dropped_probe_lets_the_next_request_probe() {
         let l = Limiter::default();
         let t0 = Instant::now();
@@ -380,6 +517,48 @@ mod tests {
             t0,
         );
         assert!(!l.bucket_known("a.myshopify.com"));
+    }
+
+    #[test]
+    fn a_bucket_drained_by_other_instances_slows_this_one_down_and_keeps_a_margin() {
+        let l = Limiter::default();
+        let shop = "a.myshopify.com";
+        let t0 = Instant::now();
+        l.observe(shop, &status(0.0), t0);
+        // Others spend 8 of the 10 points refilled each second: the bucket gains 2 per second.
+        for s in 1..=20_u32 {
+            l.observe(
+                shop,
+                &status(2.0 * f64::from(s)),
+                t0 + Duration::from_secs(s.into()),
+            );
+        }
+        let now = t0 + Duration::from_secs(20);
+        // 40 free. Alone, 45 points would be free in 0.5 s; with about 2 points/s left to this
+        // instance and a 2.5-point margin it waits more than 3 s.
+        let Decision::Wait(wait) = l.decide(shop, 45.0, now, false) else {
+            panic!("the others' spending must hold this instance back");
+        };
+        assert!(wait > Duration::from_secs(3), "{wait:?}");
+        assert!(wait < Duration::from_secs(10), "{wait:?}");
+    }
+
+    #[test]
+    fn a_full_bucket_forgets_the_others_spending() {
+        let l = Limiter::default();
+        let shop = "a.myshopify.com";
+        let t0 = Instant::now();
+        l.observe(shop, &status(0.0), t0);
+        l.observe(shop, &status(0.0), t0 + Duration::from_secs(1));
+        let drained = l.decide(shop, 5.0, t0 + Duration::from_secs(1), false);
+        assert!(matches!(drained, Decision::Wait(_)));
+        for s in 2..30 {
+            l.observe(shop, &status(50.0), t0 + Duration::from_secs(s));
+        }
+        assert_eq!(
+            l.decide(shop, 5.0, t0 + Duration::from_secs(30), false),
+            Decision::Go { probe: false }
+        );
     }
 
     #[tokio::test]
