@@ -145,8 +145,8 @@ def run(d, c):
         c.ok(cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["expires"] > time.time(),
              "the session cookie is HttpOnly, SameSite=Lax and expiring")
         c.ok(page.get_by_role("link", name="Reconnect").count() >= 2
-             and page.locator(f"a[href='/connect/shopify?shop={shop}']").count() == 1,
-             "each shop has a Reconnect button to /connect/shopify")
+             and page.locator(f"a[href='/app/connect/shopify?shop={shop}']").count() == 1,
+             "each shop has a Reconnect button to /app/connect/shopify")
         c.ok(page.get_by_role("link", name="Re-authorize").count() == 1
              and page.locator("#ae-h + .row .muted").count() >= 1,
              "AliExpress shows its re-authorize button and reminder")

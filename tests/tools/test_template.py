@@ -19,9 +19,11 @@ TEMPLATE = os.path.join(ROOT, "template.yaml")
 # Every function, the binary it runs and what it may do: the actions each one's code calls (DESIGN.md,
 # shared/store, shared/app). IAM has no separate action for SendMessageBatch: sqs:SendMessage covers it.
 CONSUME = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+# Query on the table itself, in every function that calls Shopify: the token provider reads a shop's
+# OAuth connection records (and the reconciler lists every connected shop).
 WEBHOOK_TABLE = {
     ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                               "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"})),
+                               "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Query"})),
     ("OrdersTable/index/gsi2", frozenset({"dynamodb:Query"})),
 }
 FUNCTIONS = {
@@ -36,7 +38,8 @@ FUNCTIONS = {
     "AliexpressPollerFunction": {
         "binary": "aliexpress-poller",
         "grants": {
-            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"})),
+            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                       "dynamodb:Query"})),
             ("OrdersTable/index/gsi1", frozenset({"dynamodb:Query"})),
             ("TrackingQueue", frozenset({"sqs:SendMessage"})),
             ("PollerContinuationQueue", frozenset({"sqs:SendMessage"} | CONSUME)),
@@ -45,15 +48,18 @@ FUNCTIONS = {
     "TrackingPusherFunction": {
         "binary": "tracking-pusher",
         "grants": {
-            # Orders are written by conditional puts; DeleteItem releases the push lease.
-            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"})),
+            # Orders are written by conditional puts; DeleteItem releases the push lease; UpdateItem
+            # and Query: the token provider's OAuth connection records.
+            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem",
+                                       "dynamodb:UpdateItem", "dynamodb:Query"})),
             ("TrackingQueue", frozenset(CONSUME)),
         },
     },
     "ShopifyReconcilerFunction": {
         "binary": "shopify-reconciler",
         "grants": {
-            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"})),
+            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                       "dynamodb:Query"})),
         },
     },
     "ApiFunction": {

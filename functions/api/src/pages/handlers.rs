@@ -7,6 +7,7 @@ use super::{Outcome, PageError, Session, done, field, query_get, render};
 use crate::{Api, ApiError, validate_settings};
 use dropsync_aliexpress::AliExpressApi;
 use dropsync_app::now_ms;
+use dropsync_app::place::PlaceError;
 use dropsync_app::queue::TrackingQueue;
 use dropsync_domain::ops::{LinkError, link_supplier_order};
 use dropsync_domain::{OrderStatus, ShopDomain};
@@ -14,9 +15,9 @@ use tracing::{info, warn};
 
 const PAGE_SIZE: i32 = 50;
 
-/// The `ds.product.get`-backed placing arrives with automatic placing; until then the forms are
-/// shown and answer with advice. Flip this (and call the placement service) when it lands.
-pub const PLACING_AVAILABLE: bool = false;
+/// Automatic placing (the `auto_place` setting) is stored but nothing triggers it yet, so the
+/// setting is shown switched off with a note.
+pub const AUTO_PLACING_AVAILABLE: bool = false;
 
 impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
     pub(super) async fn shops_page(
@@ -25,7 +26,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
         flash: Option<Flash>,
     ) -> Result<Outcome, PageError> {
         let mut shops = Vec::new();
-        for shop in self.visible_shops(s) {
+        for shop in self.visible_shops(s).await? {
             let rec = self.store.get_shop(&shop).await?;
             let attention = self
                 .store
@@ -42,7 +43,9 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
         }
         let aliexpress = self.aliexpress_connection().await;
         let page = views::ShopsPage {
-            chrome: self.chrome_for(s, "Shops and connections", None, "shops", flash),
+            chrome: self
+                .chrome_for(s, "Shops and connections", None, "shops", flash)
+                .await?,
             shops,
             aliexpress,
             admin: s.rec.admin,
@@ -128,13 +131,15 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
             )
         };
         let page = views::OrdersPage {
-            chrome: self.chrome_for(
-                s,
-                &format!("Orders · {}", views::tab_label(tab)),
-                Some(shop),
-                "orders",
-                flash,
-            ),
+            chrome: self
+                .chrome_for(
+                    s,
+                    &format!("Orders · {}", views::tab_label(tab)),
+                    Some(shop),
+                    "orders",
+                    flash,
+                )
+                .await?,
             shop: shop.to_string(),
             tabs,
             tab: tab.as_str(),
@@ -163,12 +168,14 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
             .ok_or(PageError::NotFound)?;
         let rec = self.store.get_shop(shop).await?;
         let name = stored.order.shopify.name.clone();
-        let chrome = self.chrome_for(s, &format!("Order {name}"), Some(shop), "orders", flash);
+        let chrome = self
+            .chrome_for(s, &format!("Order {name}"), Some(shop), "orders", flash)
+            .await?;
         let page = views::order_page(chrome, &stored.order, &rec.settings.tracking_url_template);
         Ok(Outcome::Page(render(&page)?))
     }
 
-    pub(super) async fn sync_order(
+    pub(super) async fn sync_order_pressed(
         &self,
         shop: &ShopDomain,
         id: u64,
@@ -241,7 +248,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
         }
     }
 
-    pub(super) async fn sync_shop(&self, shop: &ShopDomain) -> Result<Outcome, PageError> {
+    pub(super) async fn sync_shop_pressed(&self, shop: &ShopDomain) -> Result<Outcome, PageError> {
         let back = format!("/app/shops/{shop}/orders");
         let Some(sync) = self.sync.as_ref() else {
             return Ok(done(
@@ -341,9 +348,9 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
         }
     }
 
-    /// Placing on AliExpress from the dashboard. Until the placement service is wired here
-    /// ([`PLACING_AVAILABLE`]), the answer says how to do it by hand.
-    pub(super) fn place(&self, shop: &ShopDomain, ids: &[u64], back: &str) -> Outcome {
+    /// Placing on AliExpress from the dashboard: the same placement service as the JSON routes,
+    /// so a double click, two tabs or a bulk and a single press make one order per seller.
+    pub(super) async fn place(&self, shop: &ShopDomain, ids: &[u64], back: &str) -> Outcome {
         if ids.is_empty() {
             return done(
                 back.to_owned(),
@@ -351,12 +358,61 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                 "Tick the orders to place first.",
             );
         }
-        info!(shop = %shop, orders = ids.len(), "dashboard placement asked for; not available");
-        done(
-            back.to_owned(),
-            FlashKind::Error,
-            "Placing from dropsync is not switched on in this version. Place the order on AliExpress, then link it on the order page.",
-        )
+        let Some(placer) = self.place.as_deref() else {
+            return done(
+                back.to_owned(),
+                FlashKind::Error,
+                "Placing needs AliExpress to be connected (Shops and connections).",
+            );
+        };
+        let ids = ids.get(..dropsync_app::place::MAX_BULK).unwrap_or(ids);
+        let results = dropsync_app::place::place_many(placer, shop, ids).await;
+        let (mut placed, mut failed, mut other) = (0usize, 0usize, Vec::new());
+        for (id, r) in &results {
+            match r {
+                Ok(stored)
+                    if stored.order.status == dropsync_domain::OrderStatus::Failed
+                        || stored.order.placement_failure.is_some() =>
+                {
+                    failed += 1
+                }
+                Ok(_) => placed += 1,
+                Err(e) => {
+                    info!(shop = %shop, order_id = id, error = %e, "dashboard placement did not run");
+                    other.push(match e {
+                        PlaceError::NotPlaceable(why) => format!("#{id}: {why}"),
+                        PlaceError::NotFound => format!("#{id}: not found"),
+                        PlaceError::ReconnectRequired(_) => {
+                            "reconnect the shop to Shopify first (Shops and connections)".to_owned()
+                        }
+                        _ => "AliExpress or Shopify did not answer; place it again in a minute"
+                            .to_owned(),
+                    });
+                }
+            }
+        }
+        let mut text = Vec::new();
+        if placed > 0 {
+            text.push(format!(
+                "Placed {placed} order{} on AliExpress: pay for {} on AliExpress within 20 days.",
+                if placed == 1 { "" } else { "s" },
+                if placed == 1 { "it" } else { "them" }
+            ));
+        }
+        if failed > 0 {
+            text.push(format!(
+                "{failed} could not be placed: the order page says why and what to do."
+            ));
+        }
+        other.sort();
+        other.dedup();
+        text.extend(other);
+        let kind = if failed == 0 && placed == results.len() {
+            FlashKind::Ok
+        } else {
+            FlashKind::Error
+        };
+        done(back.to_owned(), kind, text.join(" "))
     }
 
     pub(super) async fn attention_page(
@@ -393,7 +449,9 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
             })
             .collect();
         let page = views::AttentionPage {
-            chrome: self.chrome_for(s, "Needs attention", Some(shop), "attention", flash),
+            chrome: self
+                .chrome_for(s, "Needs attention", Some(shop), "attention", flash)
+                .await?,
             shop: shop.to_string(),
             rows,
             next: page.next,
@@ -409,7 +467,9 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
     ) -> Result<Outcome, PageError> {
         let rec = self.store.get_shop(shop).await?;
         let page = views::SettingsPage {
-            chrome: self.chrome_for(s, "Settings", Some(shop), "settings", flash),
+            chrome: self
+                .chrome_for(s, "Settings", Some(shop), "settings", flash)
+                .await?,
             shop: shop.to_string(),
             notify_customer: rec.settings.notify_customer,
             tracking_url_template: rec.settings.tracking_url_template.clone(),
@@ -420,7 +480,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                 .map(|(k, v)| format!("{k} = {v}"))
                 .collect::<Vec<_>>()
                 .join("\n"),
-            auto_place_available: PLACING_AVAILABLE,
+            auto_place_available: AUTO_PLACING_AVAILABLE,
         };
         Ok(Outcome::Page(render(&page)?))
     }

@@ -303,43 +303,58 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
             .map(|rec| Session { key, rec }))
     }
 
-    /// The shops a session sees, in name order.
-    fn visible_shops(&self, s: &Session) -> Vec<ShopDomain> {
-        self.credentials
+    /// The shops a session sees, in name order: those of the credentials document and, for the
+    /// admin, every shop connected by OAuth or client credentials (they live in the table).
+    async fn visible_shops(&self, s: &Session) -> Result<Vec<ShopDomain>, PageError> {
+        use dropsync_store::ConnectionStore;
+        let mut shops: Vec<ShopDomain> = self
+            .credentials
             .shops
             .keys()
             .filter(|shop| s.rec.admin || s.rec.shops.contains(shop))
             .cloned()
-            .collect()
+            .collect();
+        if s.rec.admin {
+            shops.extend(
+                self.store
+                    .list_connections()
+                    .await?
+                    .into_iter()
+                    .map(|c| c.shop),
+            );
+        }
+        shops.sort();
+        shops.dedup();
+        Ok(shops)
     }
 
-    fn shop_for(&self, s: &Session, raw: &str) -> Result<ShopDomain, PageError> {
+    async fn shop_for(&self, s: &Session, raw: &str) -> Result<ShopDomain, PageError> {
         let shop = ShopDomain::parse(raw).map_err(|_| PageError::NotFound)?;
-        if self.credentials.shops.contains_key(&shop)
-            && (s.rec.admin || s.rec.shops.contains(&shop))
-        {
+        let known = self.credentials.shops.contains_key(&shop)
+            || (s.rec.admin && crate::routes::connect::is_connected(&self.store, &shop).await?);
+        if known && (s.rec.admin || s.rec.shops.contains(&shop)) {
             Ok(shop)
         } else {
             Err(PageError::NotFound)
         }
     }
 
-    fn chrome_for(
+    async fn chrome_for(
         &self,
         s: &Session,
         title: &str,
         shop: Option<&ShopDomain>,
         nav: &'static str,
         flash: Option<Flash>,
-    ) -> Chrome {
-        chrome(
+    ) -> Result<Chrome, PageError> {
+        Ok(chrome(
             title,
             shop,
             nav,
             flash,
             s.rec.csrf.clone(),
-            self.visible_shops(s).len(),
-        )
+            self.visible_shops(s).await?.len(),
+        ))
     }
 
     async fn app_dispatch(
@@ -397,7 +412,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                 ))
             }
             ("GET", ["shops", shop]) => {
-                let shop = self.shop_for(&s, shop)?;
+                let shop = self.shop_for(&s, shop).await?;
                 Ok(Outcome::Redirect(
                     format!("/app/shops/{shop}/orders"),
                     None,
@@ -405,64 +420,110 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                 ))
             }
             ("GET", ["shops", shop, "orders"]) => {
-                let shop = self.shop_for(&s, shop)?;
+                let shop = self.shop_for(&s, shop).await?;
                 self.orders_page(&s, &shop, query, flash).await
             }
             ("GET", ["shops", shop, "orders", id]) => {
-                let shop = self.shop_for(&s, shop)?;
+                let shop = self.shop_for(&s, shop).await?;
                 let id = parse_id(id)?;
                 self.order_page(&s, &shop, id, flash).await
             }
             ("POST", ["shops", shop, "orders", id, "sync"]) => {
-                let shop = self.shop_for(&s, shop)?;
+                let shop = self.shop_for(&s, shop).await?;
                 let id = parse_id(id)?;
-                self.sync_order(&shop, id).await
+                self.sync_order_pressed(&shop, id).await
             }
             ("POST", ["shops", shop, "orders", id, "link"]) => {
-                let shop = self.shop_for(&s, shop)?;
+                let shop = self.shop_for(&s, shop).await?;
                 let id = parse_id(id)?;
                 self.link_order(&shop, id, &fields).await
             }
             ("POST", ["shops", shop, "orders", id, "place"]) => {
-                let shop = self.shop_for(&s, shop)?;
+                let shop = self.shop_for(&s, shop).await?;
                 let id = parse_id(id)?;
-                Ok(self.place(&shop, &[id], &format!("/app/shops/{shop}/orders/{id}")))
+                Ok(self
+                    .place(&shop, &[id], &format!("/app/shops/{shop}/orders/{id}"))
+                    .await)
             }
             ("POST", ["shops", shop, "orders", "place"]) => {
-                let shop = self.shop_for(&s, shop)?;
+                let shop = self.shop_for(&s, shop).await?;
                 let ids: Vec<u64> = fields
                     .iter()
                     .filter(|(k, _)| k == "order_id")
                     .filter_map(|(_, v)| v.parse().ok())
                     .collect();
-                Ok(self.place(
-                    &shop,
-                    &ids,
-                    &format!("/app/shops/{shop}/orders?tab=awaiting_order"),
-                ))
+                Ok(self
+                    .place(
+                        &shop,
+                        &ids,
+                        &format!("/app/shops/{shop}/orders?tab=awaiting_order"),
+                    )
+                    .await)
             }
             ("POST", ["shops", shop, "sync"]) => {
-                let shop = self.shop_for(&s, shop)?;
-                self.sync_shop(&shop).await
+                let shop = self.shop_for(&s, shop).await?;
+                self.sync_shop_pressed(&shop).await
+            }
+            // Connecting starts from the dashboard: the session cookie is scoped to /app, so the
+            // signed-in admin is checked here and then sent on to Shopify's or AliExpress's
+            // authorize page (the state nonce binds the flow; the callbacks check everything).
+            ("GET", ["connect", "shopify"]) => {
+                if !s.rec.admin {
+                    return Err(PageError::NotFound);
+                }
+                let connect = self.connect.as_deref().ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "connecting stores needs PUBLIC_URL to be configured".into(),
+                    )
+                })?;
+                let shop = query_get(query, "shop").unwrap_or_default();
+                match connect.start_shopify(shop.trim()).await {
+                    Ok(url) => Ok(Outcome::Redirect(url, None, Vec::new())),
+                    Err(e) => Ok(done(
+                        "/app".to_owned(),
+                        FlashKind::Error,
+                        format!("Could not start connecting {shop}: {e}"),
+                    )),
+                }
+            }
+            ("GET", ["connect", "aliexpress"]) => {
+                if !s.rec.admin {
+                    return Err(PageError::NotFound);
+                }
+                let connect = self.connect.as_deref().ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "connecting stores needs PUBLIC_URL to be configured".into(),
+                    )
+                })?;
+                match connect.start_aliexpress().await {
+                    Ok(url) => Ok(Outcome::Redirect(url, None, Vec::new())),
+                    Err(e) => Ok(done(
+                        "/app".to_owned(),
+                        FlashKind::Error,
+                        format!("Could not start authorizing AliExpress: {e}"),
+                    )),
+                }
             }
             ("GET", ["shops", shop, "attention"]) => {
-                let shop = self.shop_for(&s, shop)?;
+                let shop = self.shop_for(&s, shop).await?;
                 self.attention_page(&s, &shop, query, flash).await
             }
             ("GET", ["shops", shop, "mappings"]) => {
-                let shop = self.shop_for(&s, shop)?;
+                let shop = self.shop_for(&s, shop).await?;
                 let page = views::MappingsPage {
-                    chrome: self.chrome_for(&s, "Mappings", Some(&shop), "mappings", flash),
+                    chrome: self
+                        .chrome_for(&s, "Mappings", Some(&shop), "mappings", flash)
+                        .await?,
                     shop: shop.to_string(),
                 };
                 Ok(Outcome::Page(render(&page)?))
             }
             ("GET", ["shops", shop, "settings"]) => {
-                let shop = self.shop_for(&s, shop)?;
+                let shop = self.shop_for(&s, shop).await?;
                 self.settings_page(&s, &shop, flash).await
             }
             ("POST", ["shops", shop, "settings"]) => {
-                let shop = self.shop_for(&s, shop)?;
+                let shop = self.shop_for(&s, shop).await?;
                 self.save_settings(&shop, &fields).await
             }
             _ => Err(PageError::NotFound),
