@@ -1,6 +1,6 @@
 //! Wires the reconciler: configuration, credentials and clients once, then the event loop.
 
-use dropsync_app::reconcile::{DEFAULT_LOOKBACK_MS, NoRepair, ReconcileService};
+use dropsync_app::reconcile::{DEFAULT_LOOKBACK_MS, ReconcileService};
 use dropsync_app::sync::{deadline_within, time_left};
 use dropsync_app::{Config, Credentials, init_logging, wiring};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -20,27 +20,31 @@ async fn main() -> Result<(), Error> {
             let (config, aws, admin) = (config.clone(), aws.clone(), admin.clone());
             async move {
                 let credentials = Arc::new(Credentials::load(&config.credentials).await?);
-                Ok(ReconcileService {
-                    store: wiring::store(&aws, &config),
-                    credentials,
-                    admin,
-                    lookback_ms: DEFAULT_LOOKBACK_MS,
-                })
+                let store = wiring::store(&aws, &config);
+                // Webhook subscriptions are repaired after each shop when there is a PUBLIC_URL.
+                let repair = wiring::connect_service(&config, &credentials, &store)?;
+                Ok((
+                    ReconcileService {
+                        store,
+                        credentials,
+                        admin,
+                        lookback_ms: DEFAULT_LOOKBACK_MS,
+                    },
+                    repair,
+                ))
             }
         })
     };
     deferred.eager_unless_secret(&config).await?;
-    // The subscription repair service plugs in here when it exists.
-    let repair = Arc::new(NoRepair);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let deferred = deferred.clone();
-        let repair = repair.clone();
         async move {
-            let svc = deferred.get().await?;
+            let services = deferred.get().await?;
+            let (svc, repair) = services.as_ref();
             let remaining = time_left(event.context.deadline, Duration::from_secs(300));
             let report = dropsync_shopify_reconciler::run(
-                &svc,
-                repair.as_ref(),
+                svc,
+                repair,
                 deadline_within(remaining, Duration::from_secs(20)),
             )
             .await?;

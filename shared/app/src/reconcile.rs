@@ -97,8 +97,8 @@ fn admin_error(e: AdminError) -> ReconcileError {
 }
 
 /// The hook the scheduled run calls for each shop after reconciling it: where webhook
-/// subscriptions are repaired (listed, re-created when missing or pointing elsewhere). The
-/// scheduled function passes [`NoRepair`] until that service exists.
+/// subscriptions are repaired (listed, re-created when missing or pointing elsewhere) by the
+/// connect service, when the deployment has a `PUBLIC_URL` to point them at.
 pub trait ShopRepair: Send + Sync {
     fn repair(&self, shop: &ShopDomain) -> impl Future<Output = Result<(), String>> + Send;
 }
@@ -110,6 +110,42 @@ pub struct NoRepair;
 impl ShopRepair for NoRepair {
     async fn repair(&self, _shop: &ShopDomain) -> Result<(), String> {
         Ok(())
+    }
+}
+
+/// The connect service repairs a shop's webhook subscriptions (listed, re-created when missing,
+/// repointed when they point elsewhere).
+impl ShopRepair for crate::connect::ConnectService {
+    async fn repair(&self, shop: &ShopDomain) -> Result<(), String> {
+        let topics = self
+            .reconcile_webhooks(shop)
+            .await
+            .map_err(|e| e.to_string())?;
+        let missing: Vec<&str> = topics
+            .iter()
+            .filter(|t| !t.subscribed)
+            .map(|t| t.topic.as_str())
+            .collect();
+        if !missing.is_empty() {
+            warn!(shop = %shop, ?missing, "webhook topics that cannot be subscribed");
+        }
+        Ok(())
+    }
+}
+
+/// Without a repair service (no `PUBLIC_URL` to point subscriptions at), nothing is done.
+impl<T: ShopRepair> ShopRepair for Option<T> {
+    async fn repair(&self, shop: &ShopDomain) -> Result<(), String> {
+        match self {
+            Some(r) => r.repair(shop).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl<T: ShopRepair> ShopRepair for Arc<T> {
+    fn repair(&self, shop: &ShopDomain) -> impl Future<Output = Result<(), String>> + Send {
+        T::repair(self, shop)
     }
 }
 
@@ -249,7 +285,22 @@ impl<A: ShopifyAdmin> ReconcileService<A> {
         deadline: Instant,
     ) -> Result<ScheduledReport, ReconcileError> {
         let mut out = ScheduledReport::default();
-        for shop in self.credentials.shops.keys() {
+        // Shops of the credentials document and every shop connected by OAuth or client
+        // credentials (those live in the table only).
+        let mut shops: Vec<ShopDomain> = self.credentials.shops.keys().cloned().collect();
+        {
+            use dropsync_store::ConnectionStore;
+            shops.extend(
+                self.store
+                    .list_connections()
+                    .await?
+                    .into_iter()
+                    .map(|c| c.shop),
+            );
+        }
+        shops.sort();
+        shops.dedup();
+        for shop in &shops {
             if Instant::now() >= deadline {
                 out.unfinished += 1;
                 continue;

@@ -204,7 +204,7 @@ pub fn connect_service(
         .map_err(|e| WiringError::Client(e.to_string()))?;
     let token_client = dropsync_shopify::oauth::TokenClient::new(config.shopify_admin_url.clone())
         .map_err(|e| WiringError::Client(e.to_string()))?;
-    let http = reqwest::Client::builder()
+    let http = dropsync_http::client_builder()
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| WiringError::Client(e.to_string()))?;

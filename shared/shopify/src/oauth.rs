@@ -196,7 +196,7 @@ pub struct TokenClient {
 
 impl TokenClient {
     pub fn new(base_override: Option<String>) -> Result<Self, TokenError> {
-        let http = reqwest::Client::builder()
+        let http = dropsync_http::client_builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(3))
             .build()

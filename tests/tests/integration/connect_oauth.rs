@@ -623,3 +623,48 @@ async fn a_thousand_calls_across_an_expiry_cost_one_token_call_measured() {
         l.last().copied().unwrap_or(0)
     );
 }
+
+#[tokio::test]
+async fn the_scheduled_run_reconciles_and_repairs_a_shop_that_lives_only_in_the_table() {
+    let fx = fixture().await;
+    install(&fx, &fx.shop).await;
+    assert!(
+        fx.connect.credentials.shop(&fx.shop).is_none(),
+        "the shop must be connected by OAuth only"
+    );
+    sandbox_post(
+        &fx.base,
+        "/_admin/webhooks/subscriptions",
+        json!({"shop": fx.shop.as_str(), "delete_topic": "orders/paid"}),
+    )
+    .await;
+    let svc = dropsync_app::reconcile::ReconcileService {
+        store: fx.store.clone(),
+        credentials: fx.connect.credentials.clone(),
+        admin: fx.connect.admin.clone(),
+        lookback_ms: dropsync_app::reconcile::DEFAULT_LOOKBACK_MS,
+    };
+    let report = svc
+        .scheduled_run(
+            &fx.connect,
+            std::time::Instant::now() + std::time::Duration::from_secs(20),
+        )
+        .await
+        .unwrap();
+    assert!(
+        report.shops >= 1 && report.failed == 0,
+        "the OAuth shop was reconciled: {report:?}"
+    );
+    let token = fx.connect.tokens.token(&fx.shop).await.unwrap();
+    let subs = fx
+        .connect
+        .admin
+        .list_subscriptions(&fx.shop, &token)
+        .await
+        .unwrap();
+    assert!(
+        subs.iter()
+            .any(|s| s.topic == "ORDERS_PAID" && s.uri == format!("{PUBLIC}/webhooks/shopify")),
+        "the scheduled run re-created the deleted subscription"
+    );
+}
