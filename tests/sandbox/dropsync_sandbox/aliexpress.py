@@ -1706,12 +1706,13 @@ class AliExpressSandbox:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         running = self.start(host, port, verbose)
-        print(f"READY {running.base_url}", flush=True)
+        # The file first, then the line: whoever reads READY may read the file at once.
         if ready_file:
             tmp = f"{ready_file}.tmp{os.getpid()}"
             with open(tmp, "w", encoding="utf-8") as fh:
                 fh.write(running.base_url + "\n")
             os.replace(tmp, ready_file)  # atomic: a watcher never reads a half-written URL
+        print(f"READY {running.base_url}", flush=True)
         while not stop.wait(0.2):
             pass
         running.stop()
