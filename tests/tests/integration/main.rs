@@ -12,6 +12,7 @@
     clippy::print_stdout
 )]
 
+mod connect_support;
 mod hostile_support;
 mod poller_support;
 mod webhook_support;
