@@ -477,6 +477,24 @@ fn bearer(req: &Request) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The request's one bearer token: 401 when it is missing or not a bearer token, 400 when the
+/// request carries several `Authorization` headers (which one a proxy would pick is unknowable).
+pub(crate) fn the_bearer_token(req: &Request) -> Result<&str, ApiError> {
+    let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
+    let first = values.next().ok_or(ApiError::Unauthorized)?;
+    if values.next().is_some() {
+        return Err(ApiError::BadRequest(
+            "more than one Authorization header".into(),
+        ));
+    }
+    let raw = first.to_str().map_err(|_| ApiError::Unauthorized)?;
+    Ok(raw
+        .strip_prefix("Bearer ")
+        .or_else(|| raw.strip_prefix("bearer "))
+        .ok_or(ApiError::Unauthorized)?
+        .trim())
+}
+
 impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
     /// Answers one request.
     pub async fn handle(&self, req: Request) -> Response<Body> {
@@ -491,19 +509,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
     }
 
     async fn authorize(&self, req: &Request, shop: &ShopDomain) -> Result<(), ApiError> {
-        let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
-        let first = values.next().ok_or(ApiError::Unauthorized)?;
-        if values.next().is_some() {
-            return Err(ApiError::BadRequest(
-                "more than one Authorization header".into(),
-            ));
-        }
-        let raw = first.to_str().map_err(|_| ApiError::Unauthorized)?;
-        let token = raw
-            .strip_prefix("Bearer ")
-            .or_else(|| raw.strip_prefix("bearer "))
-            .ok_or(ApiError::Unauthorized)?
-            .trim();
+        let token = the_bearer_token(req)?;
         match self.credentials.token_sees(token, shop) {
             Access::Granted => Ok(()),
             // Shops connected by OAuth live in the table, not the credentials document.

@@ -26,19 +26,7 @@ impl From<ConnectError> for ApiError {
 /// Who may start a connection or read connections: today the admin bearer token. The dashboard
 /// extends this with its signed-in session.
 pub fn may_manage_connections(req: &Request, credentials: &Credentials) -> Result<(), ApiError> {
-    let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
-    let first = values.next().ok_or(ApiError::Unauthorized)?;
-    if values.next().is_some() {
-        return Err(ApiError::BadRequest(
-            "more than one Authorization header".into(),
-        ));
-    }
-    let raw = first.to_str().map_err(|_| ApiError::Unauthorized)?;
-    let token = raw
-        .strip_prefix("Bearer ")
-        .or_else(|| raw.strip_prefix("bearer "))
-        .ok_or(ApiError::Unauthorized)?
-        .trim();
+    let token = crate::the_bearer_token(req)?;
     if credentials.is_admin(token) {
         Ok(())
     } else {
