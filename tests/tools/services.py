@@ -19,6 +19,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def free_port():
@@ -85,7 +86,9 @@ ALL_SANDBOXES = ("shopify", "aliexpress")
 def start(services, sandboxes=ALL_SANDBOXES):
     env = {}
     port = free_port()
-    moto = services.spawn("moto", [os.path.join(VENV_BIN, "moto_server"), "-H", "127.0.0.1", "-p", str(port)])
+    # moto's own server lets two conditional writes race (see moto_atomic.py): DynamoDB does not.
+    moto = services.spawn("moto", [os.path.join(VENV_BIN, "python"), os.path.join(HERE, "moto_atomic.py"),
+                                   "-H", "127.0.0.1", "-p", str(port)])
     endpoint = f"http://127.0.0.1:{port}"
     wait_http(f"{endpoint}/moto-api/", moto, "moto_server")
     env.update({
