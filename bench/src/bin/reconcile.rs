@@ -34,7 +34,9 @@ fn env_n(name: &str, default: u64) -> u64 {
 
 async fn cost(shop: &str) -> f64 {
     let st = sandbox_get(&shopify_sandbox(), &format!("/_admin/stats?shop={shop}")).await;
-    st["actual_cost_total"].as_f64().unwrap_or(0.0)
+    st.get("actual_cost_total")
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(0.0)
 }
 
 /// Runs until one run reads the listing to its end (a throttled run stops and the next
