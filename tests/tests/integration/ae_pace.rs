@@ -88,7 +88,7 @@ async fn app(limit: u32) -> (String, Tokens) {
     (app_key, tokens)
 }
 
-/// Three "Lambdas" (three clients, each configured for the app key's whole rate) make 8 calls
+/// Three "Lambdas" (three clients, each configured for nearly the app key's whole rate) make 8 calls
 /// each at once; returns the sandbox's stats for the app key.
 async fn three_lambdas(shared: bool) -> Value {
     let limit = 4;
@@ -106,7 +106,9 @@ async fn three_lambdas(shared: bool) -> Value {
     for _ in 0..3 {
         let mut config = IopConfig::new(&app_key, "pace-secret", tokens.clone());
         config.base_url = base.clone();
-        config.calls_per_second = f64::from(limit);
+        // Each at most what the app key allows, less a margin for the arrival jitter of a
+        // loaded machine (the sandbox counts arrivals in a sliding second).
+        config.calls_per_second = f64::from(limit) * 0.85;
         config.timeout = Duration::from_secs(5);
         // One attempt: a call over the limit shows as an error, not as a retried success.
         config.max_attempts = 1;
