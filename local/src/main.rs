@@ -88,6 +88,13 @@ async fn main() -> Result<(), Error> {
         shopify: admin.clone(),
         credentials: credentials.clone(),
     });
+    let reconcile = Arc::new(dropsync_app::reconcile::ReconcileService {
+        store: store.clone(),
+        credentials: credentials.clone(),
+        admin: admin.clone(),
+        lookback_ms: dropsync_app::reconcile::DEFAULT_LOOKBACK_MS,
+    });
+    let connect = wiring::connect_service(&config, &credentials, &store)?.map(Arc::new);
     let local = Arc::new(Local {
         webhook: WebhookService {
             store: store.clone(),
@@ -99,13 +106,8 @@ async fn main() -> Result<(), Error> {
             credentials: credentials.clone(),
             sync: Some(sync.clone()),
             place: Some(place),
-            connect: wiring::connect_service(&config, &credentials, &store)?.map(Arc::new),
-            reconcile: Some(Arc::new(dropsync_app::reconcile::ReconcileService {
-                store: store.clone(),
-                credentials: credentials.clone(),
-                admin: admin.clone(),
-                lookback_ms: dropsync_app::reconcile::DEFAULT_LOOKBACK_MS,
-            })),
+            connect: connect.clone(),
+            reconcile: Some(reconcile.clone()),
         },
     });
     let pusher = Arc::new(PushService {
@@ -148,7 +150,15 @@ async fn main() -> Result<(), Error> {
         config.continuation_queue_url.clone(),
     ));
 
-    info!(url = %format!("http://{addr}"), table = config.table_name.as_str(), queue = tracking_url.as_str(), schedule = %plan, "local stack ready");
+    // The reconciler on the template's schedule, repairing subscriptions as on AWS.
+    let reconcile_plan = schedule::Plan::reconcile_from_env()?;
+    tokio::spawn(schedule::run_reconcile_schedule(
+        reconcile_plan.clone(),
+        reconcile,
+        connect,
+    ));
+
+    info!(url = %format!("http://{addr}"), table = config.table_name.as_str(), queue = tracking_url.as_str(), schedule = %plan, reconcile_schedule = %reconcile_plan, "local stack ready");
     announce(addr);
     tokio::signal::ctrl_c().await?;
     info!("stopping");

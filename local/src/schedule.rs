@@ -1,6 +1,8 @@
 //! The poller's schedule, locally: the same fixed hours as the template's EventBridge rule
 //! (`SYNC_SCHEDULE`, default `cron(0 2,14 * * ? *)`, UTC), or every N seconds with
-//! `LOCAL_POLL_INTERVAL_SECONDS` (for demos).
+//! `LOCAL_POLL_INTERVAL_SECONDS` (for demos). And the reconciler's: the template's
+//! `ReconcileSchedule` (`RECONCILE_SCHEDULE`, default `rate(1 hour)`), or every N seconds with
+//! `LOCAL_RECONCILE_INTERVAL_SECONDS`.
 
 use crate::consumer::{POLL_INVOCATION, SqsContinuation};
 use dropsync_aliexpress::AliExpressApi;
@@ -74,6 +76,45 @@ impl Plan {
         }
     }
 
+    /// An EventBridge `rate(N unit)` expression as a fixed interval.
+    pub fn parse_rate(expr: &str) -> Result<Self, ScheduleError> {
+        let bad = || ScheduleError(format!("{expr:?} is not rate(N unit)"));
+        let inner = expr
+            .trim()
+            .strip_prefix("rate(")
+            .and_then(|s| s.strip_suffix(')'))
+            .ok_or_else(bad)?;
+        let (n, unit) = inner.split_once(' ').ok_or_else(bad)?;
+        let n: u64 = n.parse().map_err(|_| bad())?;
+        let secs = match unit {
+            "minute" | "minutes" => 60,
+            "hour" | "hours" => 3600,
+            "day" | "days" => 86_400,
+            _ => return Err(bad()),
+        };
+        Ok(Plan::Every(Duration::from_secs((n * secs).max(1))))
+    }
+
+    /// The reconciler's schedule: `LOCAL_RECONCILE_INTERVAL_SECONDS`, else `RECONCILE_SCHEDULE`
+    /// (cron or rate, as the template's `ReconcileSchedule`; default hourly).
+    pub fn reconcile_from_env() -> Result<Self, ScheduleError> {
+        if let Some(secs) = std::env::var("LOCAL_RECONCILE_INTERVAL_SECONDS")
+            .ok()
+            .filter(|s| !s.is_empty())
+        {
+            let secs: u64 = secs
+                .parse()
+                .map_err(|_| ScheduleError("LOCAL_RECONCILE_INTERVAL_SECONDS".into()))?;
+            return Ok(Plan::Every(Duration::from_secs(secs.max(1))));
+        }
+        let expr = std::env::var("RECONCILE_SCHEDULE").unwrap_or_else(|_| "rate(1 hour)".into());
+        if expr.trim().starts_with("rate(") {
+            Self::parse_rate(&expr)
+        } else {
+            Self::parse_cron(&expr)
+        }
+    }
+
     pub fn from_env() -> Result<Self, ScheduleError> {
         if let Some(secs) = std::env::var("LOCAL_POLL_INTERVAL_SECONDS")
             .ok()
@@ -142,6 +183,35 @@ pub async fn run_schedule<A: AliExpressApi + 'static, Q: TrackingQueue + 'static
     }
 }
 
+/// The scheduled reconciliation, as the reconciler function runs it on AWS: every active shop
+/// reconciled, then its webhook subscriptions repaired, within the function's 15 minutes.
+pub async fn run_reconcile_schedule<A, R>(
+    plan: Plan,
+    svc: Arc<dropsync_app::reconcile::ReconcileService<A>>,
+    repair: R,
+) where
+    A: dropsync_shopify::admin::ShopifyAdmin + 'static,
+    R: dropsync_app::reconcile::ShopRepair + 'static,
+{
+    loop {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        tokio::time::sleep(plan.next_in(now)).await;
+        info!("scheduled reconciliation");
+        if let Err(e) = svc
+            .scheduled_run(
+                &repair,
+                deadline_within(Duration::from_secs(900), Duration::from_secs(20)),
+            )
+            .await
+        {
+            warn!(error = %e, "scheduled reconciliation failed");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +226,19 @@ mod tests {
         assert_eq!(plan.next_in(t + 14 * 3600), Duration::from_secs(11 * 3600));
         assert!(Plan::parse_cron("cron(0 2 * * *)").is_err());
         assert!(Plan::parse_cron("rate(5 minutes)").is_err());
+    }
+
+    #[test]
+    fn the_reconcilers_template_default_runs_every_hour() {
+        assert_eq!(
+            Plan::parse_rate("rate(1 hour)").unwrap(),
+            Plan::Every(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            Plan::parse_rate("rate(15 minutes)").unwrap(),
+            Plan::Every(Duration::from_secs(900))
+        );
+        assert!(Plan::parse_rate("rate(1 fortnight)").is_err());
+        assert!(Plan::parse_rate("cron(0 * * * ? *)").is_err());
     }
 }

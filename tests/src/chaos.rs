@@ -19,7 +19,18 @@
 //!   queue's 2 s visibility timeout);
 //! - a poll and manual syncs (`POST /shops/{shop}/orders/{id}/sync`) racing;
 //! - DynamoDB unavailable for a few seconds (every store client goes through a TCP proxy that is
-//!   switched off).
+//!   switched off);
+//! - webhook deliveries Shopify never makes: 30% of the first wave dropped, all of its middle
+//!   fifth lost to an outage that outlasts Shopify's retries (8 tries over 4 hours), and two
+//!   subscriptions deleted in the sandbox part-way. The reconciler's scheduled runs (each shop
+//!   reconciled, then its subscriptions repaired through the connect service) follow, with
+//!   Shopify's faults still on, until one run reads every shop to its end and the subscriptions
+//!   are back; the checks then count orders lost and duplicated.
+//!
+//! At the end, `replays` captured signed deliveries (each shop's app and compliance bodies and
+//! the orders' bodies, signed with their shop's secret) are replayed under swapped topic, shop
+//! and webhook-id headers, under every topic dropsync handles: a full scan of the table before
+//! and after must be identical.
 //!
 //! The last round runs with faults off and stands for "the next scheduled run" (12 h later): the
 //! push leases of killed workers (120 s) and the resend grace of pushes whose message was lost
@@ -37,8 +48,10 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use dropsync_aliexpress::{IopClient, IopConfig, MemoryTokenStore, Tokens};
 use dropsync_api::Api;
+use dropsync_app::connect::ConnectService;
 use dropsync_app::push::PushService;
 use dropsync_app::queue::SqsQueue;
+use dropsync_app::reconcile::{DEFAULT_LOOKBACK_MS, ReconcileService, ShopRepair};
 use dropsync_app::sync::SyncService;
 use dropsync_app::webhook::WebhookService;
 use dropsync_domain::{PushState, ShopDomain, history_is_valid};
@@ -67,6 +80,17 @@ pub struct ChaosConfig {
     pub outage: Duration,
     /// Probability that a pusher batch is killed part-way.
     pub kill_probability: f64,
+    /// Share of webhook deliveries Shopify never makes (zero: none lost). Lost deliveries, the
+    /// outage and the deleted subscriptions below only hit the first wave of webhooks; the
+    /// reconciliation pass that follows must recover every order they carried.
+    pub webhook_loss: f64,
+    /// A webhook outage over the middle fifth of the first wave: every delivery in it fails
+    /// until Shopify gives up (8 tries over 4 hours), so none is ever made.
+    pub webhook_outage: bool,
+    /// Shopify deletes webhook subscriptions mid-run (as it does after repeated failures).
+    pub delete_subscriptions: bool,
+    /// Captured signed deliveries replayed under swapped headers at the end (zero: none).
+    pub replays: usize,
 }
 
 impl ChaosConfig {
@@ -79,6 +103,10 @@ impl ChaosConfig {
             ban_seconds: 1.0,
             outage: Duration::from_secs(3),
             kill_probability: 0.12,
+            webhook_loss: 0.30,
+            webhook_outage: true,
+            delete_subscriptions: true,
+            replays: 1000,
         }
     }
 }
@@ -103,6 +131,36 @@ pub struct ChaosReport {
     pub resent_after_grace: u64,
     pub violations: Vec<String>,
     pub wall_secs: f64,
+    /// Webhook deliveries never made: dropped, lost in the outage, lost to a deleted subscription.
+    pub webhooks_lost: u64,
+    /// The reconciliation pass: scheduled runs until every shop was read to its end and its
+    /// subscriptions repaired, and what they found.
+    pub reconcile: ReconcileFigures,
+    /// Orders of the plan missing from dropsync or in the wrong tab at the end.
+    pub orders_lost: u64,
+    /// Order records dropsync holds beyond the plan's, plus packages fulfilled more than once.
+    pub orders_duplicated: u64,
+    /// Replays of captured deliveries under swapped headers, their answers by HTTP status, and
+    /// the table items they added, removed or changed.
+    pub replays: u64,
+    pub replay_statuses: BTreeMap<String, u64>,
+    pub replay_topics: u64,
+    pub replay_state_changes: u64,
+}
+
+/// What the reconciliation pass after the lost webhooks did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReconcileFigures {
+    /// Scheduled runs made (a run stopped by a Shopify fault resumes in the next one).
+    pub runs: u64,
+    pub checked: u64,
+    pub changed: u64,
+    /// Orders Shopify had and dropsync did not: the gap metric.
+    pub missed: u64,
+    pub failed_shop_runs: u64,
+    pub wall_secs: f64,
+    pub subscriptions_deleted: u64,
+    pub subscriptions_repaired: u64,
 }
 
 impl ChaosReport {
@@ -128,6 +186,25 @@ impl ChaosReport {
         for (k, v) in &self.faults {
             s.push_str(&format!("    {k:32} {v}\n"));
         }
+        let r = &self.reconcile;
+        s.push_str(&format!(
+            "  webhooks lost {}; reconciliation: {} runs in {:.1} s, checked {}, changed {}, missed {}, shop runs failed {}; subscriptions deleted {}, repaired {}\n  orders lost {}, duplicated {}\n  replays {} over {} topics: {:?}, state changes {}\n",
+            self.webhooks_lost,
+            r.runs,
+            r.wall_secs,
+            r.checked,
+            r.changed,
+            r.missed,
+            r.failed_shop_runs,
+            r.subscriptions_deleted,
+            r.subscriptions_repaired,
+            self.orders_lost,
+            self.orders_duplicated,
+            self.replays,
+            self.replay_topics,
+            self.replay_statuses,
+            self.replay_state_changes
+        ));
         s.push_str(&format!("  violations: {}\n", self.violations.len()));
         for v in self.violations.iter().take(200) {
             s.push_str(&format!("    {v}\n"));
@@ -156,6 +233,9 @@ pub const REQUIRED_FAULTS: &[&str] = &[
     "sync_races",
     "dynamodb_outages",
     "dynamodb_connections_cut",
+    "webhook_dropped",
+    "webhook_lost_in_outage",
+    "webhook_lost_unsubscribed",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -334,6 +414,26 @@ struct Ctx {
     proxy: Proxy,
     counts: Mutex<BTreeMap<String, u64>>,
     rng: Mutex<fastrand::Rng>,
+    /// Each shop's webhook secret (what Shopify signs its deliveries with).
+    secrets: Vec<String>,
+    loss: Loss,
+    reconcile: ReconcileService<AdminClient>,
+    repair: ConnectService,
+    /// Where the subscriptions point: not the harness's server, so that the deliveries the
+    /// sandbox makes by itself on admin changes go nowhere and the harness alone delivers.
+    subscription_url: String,
+    figures: Mutex<ReconcileFigures>,
+}
+
+/// Which webhook deliveries Shopify never makes.
+#[derive(Default)]
+struct Loss {
+    /// Losses are on (the first wave of webhooks).
+    on: std::sync::atomic::AtomicBool,
+    /// In the outage window.
+    outage: std::sync::atomic::AtomicBool,
+    /// (shop, topic) whose subscription Shopify deleted.
+    unsubscribed: Mutex<std::collections::BTreeSet<(String, String)>>,
 }
 
 impl Ctx {
@@ -350,6 +450,30 @@ impl Ctx {
     }
     fn below(&self, n: u64) -> u64 {
         self.rng.lock().unwrap().u64(..n.max(1))
+    }
+    /// Whether Shopify never makes this delivery (and why, counted).
+    fn lost(&self, shop: &str, topic: &str) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.loss.on.load(SeqCst) {
+            return false;
+        }
+        let kind = if self
+            .loss
+            .unsubscribed
+            .lock()
+            .unwrap()
+            .contains(&(shop.to_owned(), topic.to_owned()))
+        {
+            "webhook_lost_unsubscribed"
+        } else if self.loss.outage.load(SeqCst) {
+            "webhook_lost_in_outage"
+        } else if self.cfg.webhook_loss > 0.0 && self.chance(self.cfg.webhook_loss) {
+            "webhook_dropped"
+        } else {
+            return false;
+        };
+        self.count(kind, 1);
+        true
     }
 }
 
@@ -369,6 +493,7 @@ pub async fn run_with(cfg: ChaosConfig) -> ChaosReport {
     let started = Instant::now();
     let ctx = Arc::new(setup(cfg).await);
     let plans = Arc::new(plan_orders(&ctx).await);
+    subscribe_all(&ctx).await;
 
     // Faults on from here.
     faults(&ctx, true).await;
@@ -394,7 +519,8 @@ pub async fn run_with(cfg: ChaosConfig) -> ChaosReport {
                 let started = tokio::time::Instant::now();
                 // At least one request meets the outage, whatever else happens to be in flight
                 // (so the run never depends on timing to prove the fault was real).
-                let _ = ctx.store.ping().await;
+                // (Through the proxied store: the direct one would not meet it.)
+                let _ = ctx.sync.store.ping().await;
                 tokio::time::sleep(ctx.cfg.outage.saturating_sub(started.elapsed())).await;
                 ctx.proxy.set_down(false);
             })
@@ -436,7 +562,26 @@ pub async fn run_with(cfg: ChaosConfig) -> ChaosReport {
     )
     .await;
 
+    let mut replayed = ChaosReport::default();
+    replays(&ctx, &plans, &mut replayed).await;
     let mut report = check(&ctx, &plans).await;
+    report.replays = replayed.replays;
+    report.replay_statuses = replayed.replay_statuses;
+    report.replay_topics = replayed.replay_topics;
+    report.replay_state_changes = replayed.replay_state_changes;
+    report.violations.extend(replayed.violations);
+    report.reconcile = ctx.figures.lock().unwrap().clone();
+    report.webhooks_lost = [
+        "webhook_dropped",
+        "webhook_lost_in_outage",
+        "webhook_lost_unsubscribed",
+    ]
+    .iter()
+    .map(|k| report.fault(k))
+    .sum();
+    let (extra, v) = extra_orders(&ctx, &plans).await;
+    report.orders_duplicated += extra;
+    report.violations.extend(v);
     report.rounds = rounds;
     report.resent_after_grace = resent;
     report.wall_secs = started.elapsed().as_secs_f64();
@@ -484,6 +629,7 @@ async fn setup(cfg: ChaosConfig) -> Ctx {
     let shop_base = crate::shopify_sandbox();
     let ae_base = aliexpress_sandbox();
     let mut shops = Vec::new();
+    let mut secrets = Vec::new();
     let mut notify = Vec::new();
     let mut creds = serde_json::Map::new();
     for s in 0..cfg.shops {
@@ -496,6 +642,7 @@ async fn setup(cfg: ChaosConfig) -> Ctx {
             json!({"access_token": token, "webhook_secrets": [secret]}),
         );
         shops.push(shop);
+        secrets.push(secret);
         // Some shops email their customers, some do not.
         notify.push(s % 2 == 0);
     }
@@ -559,6 +706,25 @@ async fn setup(cfg: ChaosConfig) -> Ctx {
             reconcile: None,
         },
     });
+    // The reconciler and the subscription repair as the scheduled function wires them.
+    let reconcile = ReconcileService {
+        store: store.clone(),
+        credentials: credentials.clone(),
+        admin: admin.clone(),
+        lookback_ms: DEFAULT_LOOKBACK_MS,
+    };
+    let subscription_url = format!("http://127.0.0.1:9/chaos-{tag}");
+    let repair = ConnectService {
+        store: store.clone(),
+        credentials: credentials.clone(),
+        tokens: dropsync_app::tokens::shared(&store, &credentials, Some(shop_base.clone()))
+            .unwrap(),
+        token_client: dropsync_shopify::oauth::TokenClient::new(Some(shop_base.clone())).unwrap(),
+        admin: admin.clone(),
+        public_url: subscription_url.clone(),
+        aliexpress_api_url: ae_base.clone(),
+        http: reqwest::Client::new(),
+    };
     let pusher = Arc::new(PushService {
         store: store.clone(),
         admin,
@@ -590,6 +756,12 @@ async fn setup(cfg: ChaosConfig) -> Ctx {
         pusher,
         proxy,
         counts: Mutex::new(BTreeMap::new()),
+        secrets,
+        loss: Loss::default(),
+        reconcile,
+        repair,
+        subscription_url,
+        figures: Mutex::new(ReconcileFigures::default()),
     };
     for (s, shop) in ctx.shops.iter().enumerate() {
         let res = ctx
@@ -786,6 +958,9 @@ async fn plan_orders(ctx: &Arc<Ctx>) -> Vec<Plan> {
 
 /// One webhook delivery, signed by the sandbox, retried like Shopify retries until a 200.
 async fn deliver(ctx: &Ctx, shop: &str, topic: &str, body: &Value, dup: bool) {
+    if ctx.lost(shop, topic) {
+        return;
+    }
     let url = format!("{}/webhooks/shopify", ctx.base);
     let mut times = if dup { 2 } else { 1 };
     for attempt in 0..30 {
@@ -876,22 +1051,40 @@ async fn order_webhooks(ctx: &Ctx, p: &Plan) {
     }
 }
 
-/// Webhooks (shuffled; the delayed ones after the links started), then links.
+/// The first wave of webhooks (shuffled), with deliveries lost: some dropped, all of them in the
+/// outage window (the middle fifth of the wave), and those of the subscriptions Shopify deletes
+/// part-way (after the outage). Then the reconciliation pass; then the links, with the delayed
+/// orders' webhooks arriving meanwhile.
 async fn webhooks_and_links(ctx: &Arc<Ctx>, plans: &Arc<Vec<Plan>>) {
+    use std::sync::atomic::Ordering::SeqCst;
     let mut order: Vec<usize> = (0..plans.len()).filter(|i| !plans[*i].delayed).collect();
     ctx.rng.lock().unwrap().shuffle(&mut order);
     let sem = Arc::new(Semaphore::new(8));
-    let mut set = JoinSet::new();
-    for i in order {
-        let (ctx, plans, sem) = (ctx.clone(), plans.clone(), sem.clone());
-        set.spawn(async move {
-            let _p = sem.acquire_owned().await.unwrap();
-            order_webhooks(&ctx, &plans[i]).await;
-        });
+    let n = order.len();
+    let windows = [0..n * 2 / 5, n * 2 / 5..n * 3 / 5, n * 3 / 5..n];
+    ctx.loss.on.store(true, SeqCst);
+    for (w, range) in windows.into_iter().enumerate() {
+        ctx.loss
+            .outage
+            .store(w == 1 && ctx.cfg.webhook_outage, SeqCst);
+        if w == 2 && ctx.cfg.delete_subscriptions {
+            delete_subscriptions(ctx).await;
+        }
+        let mut set = JoinSet::new();
+        for i in order.get(range).unwrap_or_default().iter().copied() {
+            let (ctx, plans, sem) = (ctx.clone(), plans.clone(), sem.clone());
+            set.spawn(async move {
+                let _p = sem.acquire_owned().await.unwrap();
+                order_webhooks(&ctx, &plans[i]).await;
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap();
+        }
     }
-    while let Some(r) = set.join_next().await {
-        r.unwrap();
-    }
+    ctx.loss.outage.store(false, SeqCst);
+    ctx.loss.on.store(false, SeqCst);
+    reconciliation_pass(ctx).await;
     // Links for every linked order start now; the delayed orders' webhooks arrive meanwhile.
     let mut links = JoinSet::new();
     for i in (0..plans.len()).filter(|i| plans[*i].kind.linked()) {
@@ -920,6 +1113,132 @@ async fn webhooks_and_links(ctx: &Arc<Ctx>, plans: &Arc<Vec<Plan>>) {
                 .entry(format!("LINK ERROR {e}"))
                 .or_insert(1);
         }
+    }
+}
+
+/// The topics whose subscriptions Shopify deletes mid-run: two shops lose one each.
+fn deleted_topics(ctx: &Ctx) -> Vec<(String, &'static str)> {
+    let n = ctx.shops.len();
+    vec![
+        (ctx.shops[0].clone(), "orders/paid"),
+        (ctx.shops[1 % n].clone(), "orders/create"),
+    ]
+}
+
+/// The shop's subscriptions (topic, target) as the sandbox Shopify holds them.
+async fn subscriptions_of(ctx: &Ctx, shop: &str) -> Vec<(String, String)> {
+    let all = sandbox_get(&ctx.shop_base, "/_admin/shops").await;
+    all["shops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["shop"] == shop)
+        .flat_map(|s| {
+            s["webhook_subscriptions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|x| {
+            (
+                x["topic"].as_str().unwrap_or_default().to_owned(),
+                x["target_url"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The deleted subscriptions not yet back in Shopify, pointing at the deployment.
+async fn missing_subscriptions(ctx: &Ctx) -> Vec<(String, &'static str)> {
+    let uri = format!("{}/webhooks/shopify", ctx.subscription_url);
+    let mut missing = Vec::new();
+    for (shop, topic) in deleted_topics(ctx) {
+        let subs = subscriptions_of(ctx, &shop).await;
+        if !subs.iter().any(|(t, u)| t == topic && *u == uri) {
+            missing.push((shop, topic));
+        }
+    }
+    missing
+}
+
+/// Every shop subscribed as on connect (the same repair the scheduled run makes), faults off.
+async fn subscribe_all(ctx: &Ctx) {
+    for shop in &ctx.shops {
+        let domain = ShopDomain::parse(shop).unwrap();
+        ctx.repair.repair(&domain).await.unwrap();
+    }
+    assert!(
+        missing_subscriptions(ctx).await.is_empty(),
+        "the shops were not subscribed"
+    );
+}
+
+/// Shopify deletes subscriptions: from now on it delivers nothing of those topics to those shops.
+async fn delete_subscriptions(ctx: &Ctx) {
+    for (shop, topic) in deleted_topics(ctx) {
+        let out = sandbox_post(
+            &ctx.shop_base,
+            "/_admin/webhooks/subscriptions",
+            json!({"shop": shop, "delete_topic": topic}),
+        )
+        .await;
+        assert_eq!(out["deleted"], 1, "subscription {topic} of {shop}");
+        ctx.loss
+            .unsubscribed
+            .lock()
+            .unwrap()
+            .insert((shop, topic.to_owned()));
+        ctx.figures.lock().unwrap().subscriptions_deleted += 1;
+    }
+}
+
+/// The reconciler on its schedule after the lost webhooks: scheduled runs (each shop reconciled,
+/// then its subscriptions repaired) until a run reads every shop to its end with no failure and
+/// the deleted subscriptions are back. Shopify's faults stay on, so a run may stop part-way; the
+/// next resumes from the watermark, as the hourly schedule would.
+async fn reconciliation_pass(ctx: &Arc<Ctx>) {
+    let started = Instant::now();
+    let mut f = ReconcileFigures::default();
+    let mut clean = false;
+    for _ in 0..60 {
+        f.runs += 1;
+        match ctx
+            .reconcile
+            .scheduled_run(&ctx.repair, Instant::now() + Duration::from_secs(600))
+            .await
+        {
+            Ok(r) => {
+                f.checked += r.checked;
+                f.changed += r.changed;
+                f.missed += r.missed;
+                f.failed_shop_runs += r.failed;
+                if r.failed == 0 && r.unfinished == 0 && missing_subscriptions(ctx).await.is_empty()
+                {
+                    clean = true;
+                    break;
+                }
+            }
+            Err(_) => ctx.count("reconcile_run_failed", 1),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let missing = missing_subscriptions(ctx).await;
+    if missing.is_empty() {
+        ctx.loss.unsubscribed.lock().unwrap().clear();
+    }
+    f.wall_secs = started.elapsed().as_secs_f64();
+    let mut figures = ctx.figures.lock().unwrap();
+    f.subscriptions_deleted = figures.subscriptions_deleted;
+    f.subscriptions_repaired = f.subscriptions_deleted - missing.len() as u64;
+    *figures = f;
+    if !clean {
+        ctx.count("VIOLATION reconciliation never completed a clean run", 1);
+    }
+    for (shop, topic) in missing {
+        ctx.count(
+            &format!("VIOLATION subscription {topic} of {shop} not repaired"),
+            1,
+        );
     }
 }
 
@@ -1202,6 +1521,250 @@ async fn fast_forward_grace(ctx: &Ctx, plans: &[Plan]) -> u64 {
     n
 }
 
+/// Every topic dropsync handles: a replay is made under each.
+const TOPICS: [&str; 10] = [
+    "orders/create",
+    "orders/updated",
+    "orders/paid",
+    "orders/cancelled",
+    "orders/fulfilled",
+    "orders/partially_fulfilled",
+    "app/uninstalled",
+    "customers/data_request",
+    "customers/redact",
+    "shop/redact",
+];
+
+/// A delivery as captured off the wire: its body, signed by its shop's secret.
+struct Captured {
+    shop: usize,
+    topic: &'static str,
+    body: Vec<u8>,
+    hmac: String,
+}
+
+fn shopify_hmac(secret: &str, body: &[u8]) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// The signed deliveries an attacker could have captured: each shop's app and compliance
+/// deliveries, and the orders' `orders/create` and `orders/paid` bodies.
+fn captured(ctx: &Ctx, plans: &[Plan]) -> Vec<Captured> {
+    let mut bodies: Vec<(usize, &'static str, Value)> = Vec::new();
+    for (s, shop) in ctx.shops.iter().enumerate() {
+        let order = plans.iter().find(|p| p.shop == s).map_or(1, |p| p.id);
+        bodies.push((
+            s,
+            "app/uninstalled",
+            json!({"id": 548_380_009 + s, "name": "Chaos", "domain": shop,
+            "myshopify_domain": shop, "email": "owner@example.com",
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}),
+        ));
+        bodies.push((
+            s,
+            "customers/data_request",
+            json!({"shop_id": 954_889 + s, "shop_domain": shop,
+            "orders_requested": [order], "customer": {"id": 191_167, "email": "john@example.com"},
+            "data_request": {"id": 9999}}),
+        ));
+        bodies.push((
+            s,
+            "customers/redact",
+            json!({"shop_id": 954_889 + s, "shop_domain": shop,
+            "customer": {"id": 191_167, "email": "john@example.com"}, "orders_to_redact": [order]}),
+        ));
+        bodies.push((
+            s,
+            "shop/redact",
+            json!({"shop_id": 954_889 + s, "shop_domain": shop}),
+        ));
+    }
+    for p in plans {
+        bodies.push((p.shop, "orders/create", p.created_body.clone()));
+        if p.kind.paid() {
+            bodies.push((p.shop, "orders/paid", p.paid_body.clone()));
+        }
+    }
+    bodies
+        .into_iter()
+        .map(|(shop, topic, v)| {
+            let body = serde_json::to_vec(&v).unwrap();
+            Captured {
+                shop,
+                topic,
+                hmac: shopify_hmac(&ctx.secrets[shop], &body),
+                body,
+            }
+        })
+        .collect()
+}
+
+/// One item of the table in a canonical text form (maps sorted), to compare snapshots.
+fn canon(v: &AttributeValue) -> String {
+    match v {
+        AttributeValue::M(m) => {
+            let sorted: BTreeMap<&String, String> = m.iter().map(|(k, v)| (k, canon(v))).collect();
+            format!("M{sorted:?}")
+        }
+        AttributeValue::L(l) => format!("L{:?}", l.iter().map(canon).collect::<Vec<_>>()),
+        AttributeValue::Ss(x) | AttributeValue::Ns(x) => {
+            let mut x = x.clone();
+            x.sort();
+            format!("SET{x:?}")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Every item of the table, by key.
+async fn snapshot(ctx: &Ctx) -> BTreeMap<String, String> {
+    let client = ctx.store.client();
+    let mut items = BTreeMap::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(ctx.store.table())
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        for item in out.items() {
+            let key = format!(
+                "{} {}",
+                canon(item.get("pk").unwrap_or(&AttributeValue::Null(true))),
+                canon(item.get("sk").unwrap_or(&AttributeValue::Null(true)))
+            );
+            items.insert(key, canon(&AttributeValue::M(item.clone())));
+        }
+        match out.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => break,
+        }
+    }
+    items
+}
+
+/// Captured signed deliveries replayed under swapped headers: each under a topic and a shop of
+/// which at least one differs from the capture's, and always a fresh webhook id. The table must
+/// be exactly the same after as before.
+async fn replays(ctx: &Arc<Ctx>, plans: &[Plan], report: &mut ChaosReport) {
+    if ctx.cfg.replays == 0 {
+        return;
+    }
+    let caps = Arc::new(captured(ctx, plans));
+    let compliance = ctx.shops.len() * 4;
+    let mut jobs = Vec::new();
+    let mut topics = std::collections::BTreeSet::new();
+    for i in 0..ctx.cfg.replays {
+        // The app and compliance captures first, every one of them; then orders at random.
+        let c = if i < compliance {
+            i
+        } else {
+            ctx.below(caps.len() as u64) as usize
+        };
+        let cap = &caps[c];
+        let mut topic = TOPICS[i % TOPICS.len()];
+        // Another shop (its secret refuses the signature) or, more often, the capture's own
+        // shop under another topic (the signature holds: the body itself must refuse it).
+        let n = ctx.shops.len();
+        let shop = if ctx.chance(0.4) {
+            (cap.shop + 1 + ctx.below(n as u64 - 1) as usize) % n
+        } else {
+            cap.shop
+        };
+        if topic == cap.topic && shop == cap.shop {
+            topic = TOPICS[(i + 1) % TOPICS.len()];
+        }
+        topics.insert(topic);
+        jobs.push((c, topic, shop, i));
+    }
+    let before = snapshot(ctx).await;
+    let sem = Arc::new(Semaphore::new(8));
+    let mut set = JoinSet::new();
+    for (c, topic, shop, i) in jobs {
+        let (ctx, caps, sem) = (ctx.clone(), caps.clone(), sem.clone());
+        set.spawn(async move {
+            let _p = sem.acquire_owned().await.unwrap();
+            let cap = &caps[c];
+            let res = ctx
+                .http
+                .post(format!("{}/webhooks/shopify", ctx.base))
+                .header("Content-Type", "application/json")
+                .header("X-Shopify-Topic", topic)
+                .header("X-Shopify-Hmac-Sha256", &cap.hmac)
+                .header("X-Shopify-Shop-Domain", &ctx.shops[shop])
+                .header("X-Shopify-API-Version", "2026-10")
+                .header(
+                    "X-Shopify-Webhook-Id",
+                    format!("c4a05e00-0000-4000-8000-{:012x}", i),
+                )
+                .header(
+                    "X-Shopify-Event-Id",
+                    format!("c4a05e01-0000-4000-8000-{:012x}", i),
+                )
+                .header("X-Shopify-Triggered-At", "2026-11-02T15:06:59.110521905Z")
+                .body(cap.body.clone())
+                .send()
+                .await;
+            match res {
+                Ok(r) => r.status().as_u16().to_string(),
+                Err(_) => "transport error".to_owned(),
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        *report.replay_statuses.entry(r.unwrap()).or_default() += 1;
+    }
+    let after = snapshot(ctx).await;
+    let mut changed: Vec<&String> = before
+        .iter()
+        .filter(|(k, v)| after.get(*k) != Some(*v))
+        .map(|(k, _)| k)
+        .collect();
+    changed.extend(after.keys().filter(|k| !before.contains_key(*k)));
+    report.replays = ctx.cfg.replays as u64;
+    report.replay_topics = topics.len() as u64;
+    report.replay_state_changes = changed.len() as u64;
+    for k in changed.iter().take(20) {
+        report
+            .violations
+            .push(format!("a replay under swapped headers changed item {k}"));
+    }
+}
+
+/// Orders dropsync holds that the plan does not have (a second record, or one in the wrong shop).
+async fn extra_orders(ctx: &Ctx, plans: &[Plan]) -> (u64, Vec<String>) {
+    let planned: std::collections::BTreeSet<String> = plans
+        .iter()
+        .map(|p| format!("SHOP#{}#ORDER#{}", ctx.shops[p.shop], p.id))
+        .collect();
+    let mut extra = std::collections::BTreeSet::new();
+    for key in snapshot(ctx).await.keys() {
+        // Keys are `S("pk") S("sk")`.
+        let pk = key
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("S(\"")
+            .trim_end_matches("\")");
+        if pk.contains("#ORDER#") && !planned.contains(pk) {
+            extra.insert(pk.to_owned());
+        }
+    }
+    let v = extra
+        .iter()
+        .take(20)
+        .map(|pk| format!("an order dropsync holds that Shopify never had for that shop: {pk}"))
+        .collect();
+    (extra.len() as u64, v)
+}
+
 async fn check(ctx: &Arc<Ctx>, plans: &Arc<Vec<Plan>>) -> ChaosReport {
     let mut report = ChaosReport {
         orders: plans.len(),
@@ -1220,7 +1783,9 @@ async fn check(ctx: &Arc<Ctx>, plans: &Arc<Vec<Plan>>) -> ChaosReport {
     }
     let mut violations = Vec::new();
     while let Some(r) = set.join_next().await {
-        let (v, packages, emails) = r.unwrap();
+        let (v, packages, emails, (lost, duplicated)) = r.unwrap();
+        report.orders_lost += u64::from(lost);
+        report.orders_duplicated += u64::from(duplicated);
         violations.extend(v);
         report.packages_expected += packages;
         report.emails += emails;
@@ -1272,6 +1837,8 @@ async fn check(ctx: &Arc<Ctx>, plans: &Arc<Vec<Plan>>) -> ChaosReport {
     for (k, v) in ctx.counts.lock().unwrap().iter() {
         if let Some(e) = k.strip_prefix("LINK ERROR ") {
             violations.push(format!("link failed: {e}"));
+        } else if let Some(e) = k.strip_prefix("VIOLATION ") {
+            violations.push(e.to_owned());
         } else {
             report.faults.insert(k.clone(), *v);
         }
@@ -1338,9 +1905,10 @@ async fn check_attention_lists(ctx: &Ctx, plans: &[Plan]) -> Vec<String> {
     v
 }
 
-/// The checks of one order; returns its violations, the number of packages it ships and the
-/// emails Shopify sent its customer.
-async fn check_order(ctx: &Ctx, p: &Plan) -> (Vec<String>, u64, u64) {
+/// The checks of one order; returns its violations, the number of packages it ships, the
+/// emails Shopify sent its customer, and whether it was lost (missing or in the wrong tab) or
+/// duplicated (a package fulfilled twice, or more fulfillments than packages).
+async fn check_order(ctx: &Ctx, p: &Plan) -> (Vec<String>, u64, u64, (bool, bool)) {
     let mut v = Vec::new();
     let shop = &ctx.shops[p.shop];
     let who = format!("order #{} {} ({:?}, shop {})", p.idx, p.id, p.kind, p.shop);
@@ -1348,10 +1916,12 @@ async fn check_order(ctx: &Ctx, p: &Plan) -> (Vec<String>, u64, u64) {
     let stored = ctx.store.get_order(&domain, p.id).await.unwrap();
     let Some(stored) = stored else {
         v.push(format!("{who}: not stored"));
-        return (v, 0, 0);
+        return (v, 0, 0, (true, false));
     };
     let o = &stored.order;
     let tab = serde_json::to_value(o.status).unwrap();
+    let lost = tab != p.kind.tab();
+    let mut duplicated = false;
     if tab != p.kind.tab() {
         v.push(format!("{who}: in tab {tab}, expected {}", p.kind.tab()));
     }
@@ -1407,6 +1977,7 @@ async fn check_order(ctx: &Ctx, p: &Plan) -> (Vec<String>, u64, u64) {
             .collect()
     };
     if api.len() != expected.len() {
+        duplicated |= api.len() > expected.len();
         v.push(format!(
             "{who}: {} fulfillments by the app, expected {}",
             api.len(),
@@ -1419,6 +1990,7 @@ async fn check_order(ctx: &Ctx, p: &Plan) -> (Vec<String>, u64, u64) {
             .filter(|f| f["tracking"]["number"] == pkg.final_no.as_str())
             .collect();
         if carrying.len() != 1 {
+            duplicated |= carrying.len() > 1;
             v.push(format!(
                 "{who}: {} fulfillments with tracking {} (shipped as {})",
                 carrying.len(),
@@ -1461,5 +2033,5 @@ async fn check_order(ctx: &Ctx, p: &Plan) -> (Vec<String>, u64, u64) {
             "{who}: {emails} emails sent by a shop that does not notify"
         ));
     }
-    (v, expected.len() as u64, emails)
+    (v, expected.len() as u64, emails, (lost, duplicated))
 }

@@ -40,7 +40,7 @@ PACKAGES = ["dropsync-shopify-webhook", "dropsync-aliexpress-poller", "dropsync-
             "dropsync-bench"]
 HARNESS_PROFILE = "bench-harness"
 ORDER = ["cold_start", "webhook_cpu", "webhook_http", "poll", "push", "dynamodb_lifecycle", "dynamodb_steady_poll",
-         "sync_latency"]
+         "sync_latency", "reconcile"]
 # The headline table: (bench, metric name).
 HEADLINES = [
     ("cold_start", "slowest function init (start -> first next)"),
@@ -55,6 +55,9 @@ HEADLINES = [
     ("poll", "bans per 1,000 calls"),
     ("poll", "wall time ÷ ideal (calls ÷ limit)"),
     ("poll", "AliExpress calls per order"),
+    ("reconcile", "in sync: orders/s"),
+    ("reconcile", "in sync: Shopify cost per 1,000 orders"),
+    ("reconcile", "extra cost of one recovered order"),
     ("push", "fulfillments/s ÷ what the buckets allow"),
     ("push", "GraphQL calls per fulfillment (every attempt)"),
     ("push", "throttled responses"),
@@ -186,7 +189,7 @@ def build_harness():
     # One invocation for the harness and the criterion benchmark: one feature resolution, so their
     # dependencies are compiled once (`cargo bench -p ...` alone would resolve them differently).
     out, _ = run(["cargo", "build", "--profile", HARNESS_PROFILE, "--locked", "--message-format=json-render-diagnostics",
-                  "-p=dropsync-bench", "-p=dropsync-shopify-webhook", "--bin=lifecycle", "--bin=poll", "--bin=push",
+                  "-p=dropsync-bench", "-p=dropsync-shopify-webhook", "--bin=lifecycle", "--bin=poll", "--bin=push", "--bin=reconcile",
                   "--bench=webhook"])
     criterion_exe = None
     for line in out.splitlines():
@@ -579,7 +582,8 @@ def main():
     sampler = LoadSampler()
     sizes = {k: int(os.environ.get(k, d)) for k, d in [("COLDSTART_RUNS", 30), ("LOAD_WEBHOOKS", 2000),
                                                        ("ORDERS", 1000), ("LATENCY_ORDERS", 200),
-                                                       ("POLL_ORDERS", 5000), ("PUSH_PACKAGES", 2000)]}
+                                                       ("POLL_ORDERS", 5000), ("PUSH_PACKAGES", 2000),
+                                                       ("RECONCILE_ORDERS", 1000)]}
     b = build_harness()
     log(f"harness built in {b['seconds']:.0f} s")
     results = []
@@ -617,6 +621,7 @@ def main():
         log(f"cold start done in {time.time() - t:.0f} s")
         collect(run_together([[os.path.join(hbin, "lifecycle")]], benv), [])
         collect(run_together([poll], benv), [])
+        collect(run_together([[os.path.join(hbin, "reconcile")]], benv), [])
         if not overlap:
             collect(run_together([push], benv), [])
     finally:
@@ -638,7 +643,8 @@ def main():
            "sizes": sizes,
            "sizes_text": f"{sizes['COLDSTART_RUNS']} cold starts per binary; {sizes['LOAD_WEBHOOKS']:,} webhooks under "
                          f"load; {sizes['POLL_ORDERS']:,} polled orders; {sizes['PUSH_PACKAGES']:,} packages; "
-                         f"{sizes['ORDERS']:,} lifecycle orders; {sizes['LATENCY_ORDERS']} latency orders"}
+                         f"{sizes['ORDERS']:,} lifecycle orders; {sizes['LATENCY_ORDERS']} latency orders; "
+                         f"{sizes['RECONCILE_ORDERS']:,} reconciled orders"}
     os.makedirs(os.path.dirname(results_path()), exist_ok=True)
     with open(results_path(), "w") as f:
         json.dump(doc, f, indent=2)

@@ -446,3 +446,19 @@ def test_each_function_has_its_reserved_concurrency_parameter_and_a_throttles_al
         assert t["Parameters"][name]["Type"] == "Number" and t["Parameters"][name]["Default"] == 0, fn
         assert t["Conditions"][cond] == {"Not": [{"Equals": [{"Ref": name}, "0"]}]}, fn
         assert fn in throttled, f"no Throttles alarm on {fn}"
+
+
+def test_refused_manual_syncs_are_counted_from_the_api_log_line_and_alarmed(t):
+    """The abuse limit's alarm counts the api function's refusal log line: the metric filter's
+    pattern must match the message the code logs, on the api function's log group."""
+    filters = {k: p["Properties"] for k, p in resources(t, "AWS::Logs::MetricFilter").items()}
+    f = filters["ManualSyncRefusedMetricFilter"]
+    assert ref_target(f["LogGroupName"]) == "ApiLogGroup"
+    prefix = re.search(r'\$\.fields\.message = "([^"*]+)\*"', f["FilterPattern"]).group(1)
+    with open(os.path.join(ROOT, "functions/api/src/lib.rs")) as src:
+        assert f'"{prefix}' in src.read(), "the api function no longer logs the line the filter counts"
+    metric = f["MetricTransformations"][0]
+    alarms = [a["Properties"] for a in resources(t, "AWS::CloudWatch::Alarm").values()
+              if a["Properties"].get("MetricName") == metric["MetricName"]
+              and a["Properties"].get("Namespace") == metric["MetricNamespace"]]
+    assert alarms and all(a.get("AlarmActions") for a in alarms)

@@ -54,11 +54,18 @@ pub struct IopConfig {
     pub max_attempts: u32,
     /// Whole-request timeout of one attempt.
     pub timeout: Duration,
+    /// The app key's call pace shared by every process (the table's schedule), taken
+    /// [`IopConfig::SHARED_PACE_BATCH`] starts at a time; `None`: this process's pace only.
+    pub shared_pace: Option<Arc<dyn crate::pace::PaceStore>>,
 }
 
 impl IopConfig {
     /// The production gateway.
     pub const DEFAULT_BASE_URL: &'static str = "https://api-sg.aliexpress.com";
+
+    /// Call starts reserved from the shared pace per write: five calls cost one conditional
+    /// write, and a process going idle leaves at most four starts unused.
+    pub const SHARED_PACE_BATCH: u32 = 5;
 
     /// A configuration with the defaults: production gateway, 10 calls/s, 4 in flight,
     /// 4 attempts, 10 s timeout.
@@ -76,6 +83,7 @@ impl IopConfig {
             max_concurrency: 4,
             max_attempts: 4,
             timeout: Duration::from_secs(10),
+            shared_pace: None,
         }
     }
 
@@ -117,6 +125,7 @@ impl fmt::Debug for IopConfig {
             .field("max_concurrency", &self.max_concurrency)
             .field("max_attempts", &self.max_attempts)
             .field("timeout", &self.timeout)
+            .field("shared_pace", &self.shared_pace.is_some())
             .finish()
     }
 }
@@ -285,13 +294,29 @@ impl IopClient {
             .connect_timeout(config.timeout.min(Duration::from_secs(5)))
             .build()
             .map_err(|e| AeError::Permanent(format!("cannot build the HTTP client: {e}")))?;
+        let limiter = {
+            let limiter = Limiter::new(config.calls_per_second, config.max_concurrency);
+            match config.shared_pace {
+                Some(store) => {
+                    let pacer = crate::pace::SharedPacer::new(
+                        store,
+                        config.app_key.clone(),
+                        IopConfig::SHARED_PACE_BATCH,
+                        limiter.interval(),
+                        Arc::new(now_ms),
+                    );
+                    limiter.with_shared(pacer)
+                }
+                None => limiter,
+            }
+        };
         Ok(Self {
             http,
             base_url: config.base_url.trim_end_matches('/').to_owned(),
             app_key: config.app_key,
             app_secret: config.app_secret,
             max_attempts: config.max_attempts,
-            limiter: Limiter::new(config.calls_per_second, config.max_concurrency),
+            limiter,
             store: tokens,
             current: std::sync::Mutex::new(Current {
                 tokens: config.initial_tokens,

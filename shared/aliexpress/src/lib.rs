@@ -12,6 +12,7 @@
 mod client;
 mod error;
 mod limiter;
+pub mod pace;
 pub mod place;
 pub mod sign;
 mod tokens;

@@ -8,6 +8,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 use crate::AeError;
+use crate::pace::SharedPacer;
 
 /// Calls start this much slower than the configured rate. The gateway counts calls in a sliding
 /// 1-second window at *its* arrival times; with starts exactly `1/rate` apart, network jitter of a
@@ -21,6 +22,8 @@ pub(crate) struct Limiter {
     interval: Duration,
     in_flight: Semaphore,
     state: Mutex<State>,
+    /// The app key's pace shared with every other process, when there is one.
+    shared: Option<SharedPacer>,
 }
 
 #[derive(Debug)]
@@ -52,7 +55,19 @@ impl Limiter {
                 paused_until: now,
                 refused_until: now,
             }),
+            shared: None,
         }
+    }
+
+    /// The pace between call starts (what the shared schedule reserves too).
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Also takes every call start from the app key's shared schedule.
+    pub fn with_shared(mut self, pacer: SharedPacer) -> Self {
+        self.shared = Some(pacer);
+        self
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -78,6 +93,10 @@ impl Limiter {
                 let start = Instant::now().max(st.next_start).max(st.paused_until);
                 st.next_start = start + self.interval;
                 start
+            };
+            let start = match &self.shared {
+                Some(pacer) => start.max(Instant::now() + pacer.wait().await?),
+                None => start,
             };
             tokio::time::sleep_until(start).await;
             self.check_refused()?;

@@ -10,8 +10,8 @@ use dropsync_domain::ShopDomain;
 use dropsync_shopify::admin::ShopifyAdmin;
 use dropsync_shopify::webhook::{
     DeliveryHeaders, EventBridgePayload, HeaderError, PayloadError, Topic, body_digest,
-    parse_app_uninstalled, parse_customers_redact, parse_data_request, parse_eventbridge,
-    parse_order_delivery, parse_shop_redact, read_headers, verify_hmac,
+    order_names_shop, parse_app_uninstalled, parse_customers_redact, parse_data_request,
+    parse_eventbridge, parse_order_delivery, parse_shop_redact, read_headers, verify_hmac,
 };
 use dropsync_store::{ShopifyApplied, Store, StoreError};
 use std::sync::Arc;
@@ -122,7 +122,50 @@ impl<A: ShopifyAdmin> WebhookService<A> {
             return Err(WebhookError::Unauthorized);
         }
         let headers = read_headers(&header).map_err(header_error)?;
-        self.apply(&headers, body).await
+        let shared = self.secret_signs_other_shops(&shop, &secrets);
+        self.apply(&headers, body, shared).await
+    }
+
+    /// Whether the secrets that verify `shop`'s deliveries also sign another shop's: the app's
+    /// client secret (every shop connected by OAuth), or a per-shop secret configured twice.
+    /// Then a signature proves the body came from Shopify, not that it is about this shop.
+    fn secret_signs_other_shops(&self, shop: &ShopDomain, secrets: &[String]) -> bool {
+        let own = self
+            .credentials
+            .shops
+            .get(shop)
+            .is_some_and(|c| !c.webhook_secrets.is_empty());
+        !own || self.credentials.shops.iter().any(|(other, c)| {
+            other != shop && c.webhook_secrets.iter().any(|s| secrets.contains(s))
+        })
+    }
+
+    /// An order body that does not name its shop, signed by a secret other shops share, about an
+    /// order dropsync does not hold for this shop: it could be another shop's delivery replayed
+    /// under this shop's header. The order is confirmed with Shopify for this shop before any
+    /// state is created. `Ok(false)`: Shopify does not know it in this shop.
+    async fn order_is_this_shops(&self, shop: &ShopDomain, id: u64) -> Result<bool, WebhookError> {
+        if self.store.get_order(shop, id).await?.is_some() {
+            // Order ids are unique across Shopify: one stored for this shop is this shop's.
+            return Ok(true);
+        }
+        let Some(admin) = &self.admin else {
+            return Err(WebhookError::Unavailable);
+        };
+        let tokens =
+            crate::tokens::shared(&self.store, &self.credentials, admin.admin_base_override())
+                .map_err(|_| WebhookError::Unavailable)?;
+        let token = tokens
+            .token(shop)
+            .await
+            .map_err(|_| WebhookError::Unavailable)?;
+        match admin.fetch_order(shop, &token, id).await {
+            Ok(found) => Ok(found.is_some_and(|(found, _)| found == id)),
+            Err(e) => {
+                warn!(shop = %shop, order_id = id, error = %e, "cannot confirm an order with Shopify; Shopify will retry");
+                Err(WebhookError::Unavailable)
+            }
+        }
     }
 
     /// An EventBridge delivery (Shopify's partner event source: trusted by AWS, not signed).
@@ -147,7 +190,8 @@ impl<A: ShopifyAdmin> WebhookService<A> {
                 if body.len() > MAX_BODY {
                     return Err(WebhookError::TooLarge);
                 }
-                self.apply(&delivery.headers, &body).await
+                // AWS authenticates the source and the shop it names: nothing to confirm.
+                self.apply(&delivery.headers, &body, false).await
             }
             EventBridgePayload::IdOnly(id) => self.refetch(&shop, id).await,
         }
@@ -191,7 +235,12 @@ impl<A: ShopifyAdmin> WebhookService<A> {
         Ok(Outcome::NeedsRefetch)
     }
 
-    async fn apply(&self, headers: &DeliveryHeaders, body: &[u8]) -> Result<Outcome, WebhookError> {
+    async fn apply(
+        &self,
+        headers: &DeliveryHeaders,
+        body: &[u8],
+        shared_secret: bool,
+    ) -> Result<Outcome, WebhookError> {
         let shop = &headers.shop;
         let topic = &headers.topic;
         if let Some(version) = &headers.api_version
@@ -209,6 +258,14 @@ impl<A: ShopifyAdmin> WebhookService<A> {
             | Topic::OrdersPartiallyFulfilled => {
                 let parsed = parse_order_delivery(body, shop)
                     .map_err(|e| WebhookError::BadRequest(e.to_string()))?;
+                if shared_secret
+                    && !order_names_shop(body, shop)
+                    && !self.order_is_this_shops(shop, parsed.id).await?
+                {
+                    warn!(shop = %shop, order_id = parsed.id, topic = topic.as_str(),
+                        "order not in this shop according to Shopify: a delivery replayed under another shop's header; nothing written");
+                    return Ok(Outcome::Unconfirmed);
+                }
                 let applied = self
                     .store
                     .apply_shopify(shop, parsed.id, parsed.facts, topic.as_str(), now_ms())

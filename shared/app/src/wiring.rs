@@ -116,6 +116,8 @@ pub fn iop_client(
             },
             calls_per_second: config.aliexpress_calls_per_second,
             max_concurrency: config.aliexpress_concurrency,
+            // Every Lambda of the deployment shares the app key's pace through the table.
+            shared_pace: Some(Arc::new(crate::ae_pace::StorePace(store.clone()))),
             ..IopConfig::default()
         },
         Arc::new(StoreTokens(store.clone())),

@@ -35,7 +35,7 @@ pub use error::{HeaderError, PayloadError};
 pub use eventbridge::{EventBridgeDelivery, EventBridgePayload, parse_eventbridge};
 pub use headers::{DeliveryHeaders, MAX_WEBHOOK_ID, PINNED_API_VERSION, Topic, read_headers};
 pub use order::{ParsedOrder, parse_order};
-pub use shape::{AppUninstalled, parse_app_uninstalled, parse_order_delivery};
+pub use shape::{AppUninstalled, order_names_shop, parse_app_uninstalled, parse_order_delivery};
 pub use signature::{body_digest, verify_hmac};
 
 /// The largest body accepted, in bytes (5 MiB). Order bodies can exceed 1 MB (spec §3.5), so the

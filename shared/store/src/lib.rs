@@ -8,6 +8,7 @@
 mod codec;
 pub mod connections;
 mod error;
+mod pace;
 mod placing;
 mod sessions;
 mod shops;

@@ -18,6 +18,7 @@ mod poller_support;
 mod webhook_support;
 
 mod abuse_limits;
+mod ae_pace;
 mod aliexpress_sandbox;
 mod api;
 mod connect_aliexpress;

@@ -255,3 +255,66 @@ async fn an_uninstall_is_acted_on_only_once_shopify_refuses_the_token_and_a_reda
     );
     assert!(store.get_order(&shop, ORDER).await.unwrap().is_none());
 }
+
+/// With one secret signing every shop, an order body that does not name its shop (its status URL
+/// on the shop's own custom domain, as most are) replayed under another shop's header creates
+/// nothing: before creating state, the order is confirmed with Shopify for the header's shop,
+/// which does not know it. The genuine delivery is confirmed the same way and applied.
+#[tokio::test]
+async fn a_body_naming_no_shop_replayed_under_another_shops_header_is_refused_once_shopify_does_not_know_it()
+ {
+    let (store, svc, a, b) = setup(true).await;
+    assert_eq!(a.secret, b.secret, "one secret signs both shops");
+    let created = sandbox_post(
+        &shopify_sandbox(),
+        "/_admin/orders",
+        json!({"shop": a.domain, "order": {"name": "#7001", "financial_status": "paid",
+            "line_items": [{"sku": "SKU-R", "title": "Mug", "quantity": 1, "price": "9.50"}]}}),
+    )
+    .await;
+    let mut order = created["order"].clone();
+    order["order_status_url"] =
+        json!("https://shop.example.com/954889/orders/abc/authenticate?key=k");
+    let id: u64 = order["id"]
+        .as_u64()
+        .or_else(|| order["id"].as_str().and_then(|s| s.parse().ok()))
+        .unwrap();
+    let body = shopify_bytes(&order);
+    let before = snapshot(&store).await;
+    for topic in TOPICS.iter().take(6) {
+        let (status, v) = deliver(
+            &svc,
+            &headers(topic, &b.domain, &a.secret, &body, &unique("forged")),
+            &body,
+        )
+        .await;
+        assert!(matches!(status, 200 | 400), "{topic}: {status} {v}");
+    }
+    assert_eq!(
+        snapshot(&store).await,
+        before,
+        "a replay under another shop's header created state"
+    );
+    let (status, v) = deliver(
+        &svc,
+        &headers("orders/paid", &a.domain, &a.secret, &body, &unique("w")),
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        store
+            .get_order(&shop_domain(&a.domain), id)
+            .await
+            .unwrap()
+            .is_some(),
+        "the genuine delivery is applied"
+    );
+    assert!(
+        store
+            .get_order(&shop_domain(&b.domain), id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

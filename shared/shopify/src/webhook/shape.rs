@@ -102,6 +102,20 @@ pub(crate) fn refuse_keys(doc: &Obj<'_>, keys: &[&str]) -> Result<(), PayloadErr
 
 /// The host of an `https://{shop}.myshopify.com/...` URL; `None` for any other host (custom
 /// domains say nothing about which shop sent the body).
+/// Whether an order body names `shop` itself: an `order_status_url` on its `myshopify.com` host.
+/// Most orders' status URL is on the shop's own domain instead, and then the body names no shop.
+pub fn order_names_shop(body: &[u8], shop: &ShopDomain) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("order_status_url")
+                .and_then(serde_json::Value::as_str)
+                .and_then(myshopify_host)
+                .map(|h| h.eq_ignore_ascii_case(shop.as_str()))
+        })
+        .unwrap_or(false)
+}
+
 fn myshopify_host(url: &str) -> Option<&str> {
     let rest = url
         .strip_prefix("https://")
