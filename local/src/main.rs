@@ -99,7 +99,10 @@ async fn main() -> Result<(), Error> {
             credentials: credentials.clone(),
             sync: Some(sync.clone()),
             place: Some(place),
-            connect: wiring::connect_service(&config, &credentials, &store)?.map(Arc::new),
+            connect: wiring::connect_service(&config, &credentials, &store)?.map(|mut c| {
+                c.tracking_queue = Some((*queue).clone());
+                Arc::new(c)
+            }),
             reconcile: Some(Arc::new(dropsync_app::reconcile::ReconcileService {
                 store: store.clone(),
                 credentials: credentials.clone(),

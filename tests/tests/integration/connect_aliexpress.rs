@@ -62,6 +62,7 @@ async fn fixture() -> Fx {
         public_url: PUBLIC.into(),
         aliexpress_api_url: ae,
         http: reqwest::Client::new(),
+        tracking_queue: None,
     });
     Fx {
         api: Api {

@@ -23,6 +23,7 @@ mod api;
 mod connect_aliexpress;
 mod connect_log_hygiene;
 mod connect_oauth;
+mod connect_reconnect;
 mod dashboard;
 mod hostile_http;
 mod log_hygiene;
