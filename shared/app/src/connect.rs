@@ -190,6 +190,47 @@ impl ConnectService {
         ))
     }
 
+    /// The App URL request: Shopify opens the Dev Dashboard app's App URL with `shop, hmac,
+    /// timestamp, host` when the merchant installs or opens the app. The same checks as a
+    /// callback's (hmac with the client secret, a fresh timestamp, a strict shop domain) come
+    /// first; then the browser goes to the dashboard when the shop is connected, else to Shopify's
+    /// authorize page with a new state, exactly as `GET /connect/shopify` sends it.
+    pub async fn install_shopify(
+        &self,
+        params: &[(String, String)],
+    ) -> Result<String, ConnectError> {
+        let app = self.app()?;
+        let shop_raw = param(params, "shop")?;
+        let timestamp = param(params, "timestamp")?;
+        param(params, "hmac")?;
+        if !verify_query_hmac(&app.secrets(), params) {
+            warn!("App URL request with a bad hmac; refused");
+            return Err(ConnectError::Forbidden("invalid hmac".into()));
+        }
+        if !is_valid_shop_domain(shop_raw) {
+            return Err(ConnectError::BadRequest(
+                "shop must be a *.myshopify.com domain".into(),
+            ));
+        }
+        let shop = ShopDomain::parse(shop_raw)
+            .map_err(|_| ConnectError::BadRequest("invalid shop domain".into()))?;
+        if !timestamp_is_fresh(timestamp, now_ms() / 1000) {
+            return Err(ConnectError::BadRequest("stale timestamp".into()));
+        }
+        let connected = self.tokens.is_legacy(&shop)
+            || self
+                .store
+                .get_connection(&shop)
+                .await?
+                .is_some_and(|c| c.status == ConnectionStatus::Connected);
+        if connected {
+            info!(shop = %shop, "App URL opened for a connected shop; to the dashboard");
+            return Ok(format!("{}/app", self.public_url));
+        }
+        info!(shop = %shop, "App URL opened for a shop not connected yet; to Shopify's authorize page");
+        self.start_shopify(shop.as_str()).await
+    }
+
     /// Checks a Shopify callback and, only if every check passes, exchanges the code, stores
     /// the token pair, reactivates the shop and subscribes its webhooks.
     pub async fn finish_shopify(
