@@ -21,6 +21,7 @@ mod abuse_limits;
 mod aliexpress_sandbox;
 mod api;
 mod connect_aliexpress;
+mod connect_eventbridge;
 mod connect_log_hygiene;
 mod connect_oauth;
 mod connect_reconnect;
