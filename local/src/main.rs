@@ -94,7 +94,11 @@ async fn main() -> Result<(), Error> {
         admin: admin.clone(),
         lookback_ms: dropsync_app::reconcile::DEFAULT_LOOKBACK_MS,
     });
-    let connect = wiring::connect_service(&config, &credentials, &store)?.map(Arc::new);
+    let connect = wiring::connect_service(&config, &credentials, &store)?.map(|mut c| {
+        // A reconnect re-queues the shop's waiting pushes on the local tracking queue.
+        c.tracking_queue = Some((*queue).clone());
+        Arc::new(c)
+    });
     let local = Arc::new(Local {
         webhook: WebhookService {
             store: store.clone(),

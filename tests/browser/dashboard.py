@@ -47,6 +47,9 @@ class Checks:
 def seed(d):
     """Orders in several tabs of the first demo shop; returns what the browser steps need."""
     shop, other = d.shops
+    # The demo's OAuth shops are connected the way a merchant does it (Connect, consent, callback).
+    for s in d.oauth_shops:
+        d.connect(s)
     made = {}
     for name, fin, lines in (
         ("#1001", "pending", [("LAMP-1", "Camping lamp", 1, "19.90")]),
@@ -106,6 +109,8 @@ def run(d, c):
                creds["aliexpress"]["refresh_token"]]
     for sc in creds["shops"].values():
         secrets += [sc["access_token"], *sc["webhook_secrets"]]
+    if "shopify_app" in creds:
+        secrets.append(creds["shopify_app"]["client_secret"])
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)

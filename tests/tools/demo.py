@@ -61,7 +61,8 @@ class Demo:
         self.ae = os.environ["ALIEXPRESS_API_URL"] + "/_admin"
         self.app_key = os.environ["DROPSYNC_AE_APP_KEY"]
         self.account = os.environ["DROPSYNC_AE_ACCOUNT"]
-        self.shops = list(self.creds["shops"])
+        self.shops = [s for s in os.environ.get("DROPSYNC_DEMO_SHOPS", "").split(",") if s] or list(self.creds["shops"])
+        self.oauth_shops = [s for s in os.environ.get("DROPSYNC_DEMO_OAUTH_SHOPS", "").split(",") if s]
         self.printed_header = False
 
     # --- Shopify side -------------------------------------------------------------------------
@@ -108,6 +109,37 @@ class Demo:
               "skus": [{"sku_id": sku_id, "sku_attr": "", "price": price, "stock": 1000}]})
 
     # --- dropsync side ------------------------------------------------------------------------
+    def connect(self, shop):
+        """Connects a shop by OAuth the way the merchant's browser does: Connect (signed in as the
+        admin), Shopify's consent screen (the sandbox consents at once), back to the callback. Each
+        redirect is followed by hand so the admin token goes to dropsync only, never to Shopify."""
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+        opener = urllib.request.build_opener(NoRedirect)
+        url, headers, hops = f"{self.base}/connect/shopify?shop={shop}", self.auth, []
+        for _ in range(4):
+            try:
+                with opener.open(urllib.request.Request(url, headers=headers), timeout=30) as r:
+                    status, location = r.status, r.headers.get("Location")
+            except urllib.error.HTTPError as e:
+                status, location = e.code, e.headers.get("Location")
+            hops.append((status, url.split("?")[0]))
+            if status != 302 or not location:
+                break
+            url, headers = location, {}
+            if url.split("?")[0].endswith("/app"):
+                break
+        if not url.startswith(f"{self.base}/app?connected={shop}"):
+            raise SystemExit(f"demo: connecting {shop} by OAuth went {hops} and ended at {url.split('?')[0]}")
+        for c in must("GET", f"{self.base}/connections", headers=self.auth)["shopify"]:
+            if c["shop"] == shop:
+                subscribed = sum(1 for w in c["webhooks"] if w["subscribed"])
+                print(f"  {shop}: {c['method']}, {c['status']}, token expires {c['access_token_expires_at']}, "
+                      f"{subscribed} webhook topics subscribed")
+                return
+        raise SystemExit(f"demo: {shop} is not in GET /connections after connecting")
+
     def map(self, shop, sku, product_id, sku_id):
         must("PUT", f"{self.base}/shops/{shop}/mappings/{VARIANTS[sku]}",
              {"aliexpress_product_id": product_id, "aliexpress_sku_id": sku_id}, self.auth)
@@ -215,6 +247,12 @@ def story(d):
     outdoor, kitchen = d.shops
     t0 = time.time()
     print(f"\ndropsync demo — shops {outdoor} and {kitchen}; merchant API at {d.base}\n")
+
+    # 0. The merchant connects the outdoor shop with Connect (OAuth, an expiring token dropsync keeps
+    #    fresh, webhooks subscribed for it); the kitchen shop still has a legacy pasted token.
+    print("Connecting stores:")
+    for shop in d.oauth_shops:
+        d.connect(shop)
 
     # Kitchen shop: the merchant does not want Shopify to email customers.
     must("PUT", f"{d.base}/shops/{kitchen}/settings", {"notify_customer": False}, d.auth)

@@ -124,17 +124,29 @@ def _post(base, path, body):
 
 
 DEMO_SHOPS = ("demo-outdoor.myshopify.com", "demo-kitchen.myshopify.com")
+# Shops the demo connects by OAuth, as a merchant of a Dev Dashboard app does (the others keep a
+# legacy pasted token, which still works).
+DEMO_OAUTH_SHOPS = ("demo-outdoor.myshopify.com",)
+DEMO_SCOPES = "read_orders,write_orders,read_merchant_managed_fulfillment_orders,write_merchant_managed_fulfillment_orders"
 
 
 def provision(env, logdir):
-    """Sandbox mode of the local stack: registers demo shops and an AliExpress app in the
-    sandboxes with fresh random secrets, and writes the credentials document for them."""
+    """Sandbox mode of the local stack: registers a Dev Dashboard app, demo shops and an
+    AliExpress app in the sandboxes with fresh random secrets, and writes the credentials document
+    for them. OAuth shops get no token here: they are connected through /connect/shopify."""
     import secrets as rnd
     shop_base = env["DROPSYNC_SHOPIFY_SANDBOX"] + "/_admin"
     ae_base = env["DROPSYNC_ALIEXPRESS_SANDBOX"] + "/_admin"
-    doc = {"admin_token": "adm_" + rnd.token_hex(16), "shops": {}}
+    client_id, client_secret = rnd.token_hex(16), "shpss_" + rnd.token_hex(16)
+    _post(shop_base, "/oauth/app", {"client_id": client_id, "client_secret": client_secret})
+    doc = {"admin_token": "adm_" + rnd.token_hex(16), "shops": {},
+           "shopify_app": {"client_id": client_id, "client_secret": client_secret, "scopes": DEMO_SCOPES}}
     for shop in DEMO_SHOPS:
         token, secret = "shpat_" + rnd.token_hex(16), "shpss_" + rnd.token_hex(16)
+        if shop in DEMO_OAUTH_SHOPS:
+            # Shopify signs an app's webhooks with its client secret; the shop's own token is never handed out.
+            _post(shop_base, "/shops", {"shop": shop, "access_token": token, "webhook_secret": client_secret})
+            continue
         _post(shop_base, "/shops", {"shop": shop, "access_token": token, "webhook_secret": secret})
         doc["shops"][shop] = {"access_token": token, "webhook_secrets": [secret]}
     app_key = str(30_000_000 + rnd.randbelow(9_000_000))
@@ -154,6 +166,8 @@ def provision(env, logdir):
         "ALIEXPRESS_API_URL": env["DROPSYNC_ALIEXPRESS_SANDBOX"],
         "DROPSYNC_AE_ACCOUNT": "demo-buyer",
         "DROPSYNC_AE_APP_KEY": app_key,
+        "DROPSYNC_DEMO_SHOPS": ",".join(DEMO_SHOPS),
+        "DROPSYNC_DEMO_OAUTH_SHOPS": ",".join(DEMO_OAUTH_SHOPS),
     }
 
 

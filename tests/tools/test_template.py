@@ -314,6 +314,9 @@ def test_the_http_api_routes_and_throttling(t):
         ("ANY", "/shops/{proxy+}"): "ApiFunction",
         ("ANY", "/app"): "ApiFunction",
         ("ANY", "/app/{proxy+}"): "ApiFunction",
+        # Connecting stores must be reachable on AWS too, not only through make local.
+        ("GET", "/connect/{proxy+}"): "ApiFunction",
+        ("GET", "/connections"): "ApiFunction",
     }
 
 

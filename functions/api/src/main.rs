@@ -45,7 +45,15 @@ async fn main() -> Result<(), Error> {
                     Err(wiring::WiringError::NoAliexpress) => (None, None),
                     Err(e) => return Err(e.into()),
                 };
-                let connect = wiring::connect_service(&config, &credentials, &store)?.map(Arc::new);
+                let connect =
+                    wiring::connect_service(&config, &credentials, &store)?.map(|mut c| {
+                        // A reconnect queues the pushes that waited for it.
+                        c.tracking_queue = config
+                            .tracking_queue_url
+                            .as_deref()
+                            .map(|url| wiring::tracking_queue(&aws, url));
+                        Arc::new(c)
+                    });
                 let reconcile = Some(Arc::new(ReconcileService {
                     store: store.clone(),
                     credentials: credentials.clone(),

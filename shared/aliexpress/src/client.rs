@@ -869,6 +869,10 @@ impl AliExpressApi for IopClient {
             .await?
             .map(|details| details.into_iter().map(|d| d.line).collect()))
     }
+
+    fn app_key(&self) -> Option<&str> {
+        Some(&self.app_key)
+    }
 }
 
 impl AliExpressPlacing for IopClient {

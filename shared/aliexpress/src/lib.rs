@@ -67,6 +67,12 @@ pub trait AliExpressApi: Send + Sync {
         &self,
         ae_order_id: u64,
     ) -> impl Future<Output = Result<Option<Vec<AeTrackingLine>>, AeError>> + Send;
+
+    /// The app key whose authorization the calls use, when the client has one: the sync looks
+    /// up that authorization's re-authorize deadline before spending calls that cannot succeed.
+    fn app_key(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A shared client (the usual way: one client per invocation, behind an `Arc`) is a client too.
@@ -80,6 +86,10 @@ impl<T: AliExpressApi> AliExpressApi for Arc<T> {
         ae_order_id: u64,
     ) -> impl Future<Output = Result<Option<Vec<AeTrackingLine>>, AeError>> + Send {
         T::tracking_get(self, ae_order_id)
+    }
+
+    fn app_key(&self) -> Option<&str> {
+        T::app_key(self)
     }
 }
 

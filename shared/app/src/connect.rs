@@ -7,6 +7,7 @@
 
 use crate::credentials::Credentials;
 use crate::now_ms;
+use crate::queue::{PushMessage, SqsQueue, TrackingQueue};
 use crate::tokens::{ProviderError, ShopTokens, connection_from_grant};
 use dropsync_aliexpress::sign::sign;
 use dropsync_domain::ShopDomain;
@@ -86,7 +87,14 @@ pub struct ConnectService {
     /// `ALIEXPRESS_API_URL`.
     pub aliexpress_api_url: String,
     pub http: reqwest::Client,
+    /// Where the pushes that waited for a reconnect are sent once the shop is connected again
+    /// (absent: they go out with the next scheduled run's sweep of pushes left unsent).
+    pub tracking_queue: Option<SqsQueue>,
 }
+
+/// How long a reconnect spends queueing the shop's waiting pushes before answering the browser;
+/// whatever is left is re-sent by the next scheduled run.
+pub const REQUEUE_BUDGET: Duration = Duration::from_secs(10);
 
 /// An unguessable nonce: 32 bytes from the OS, keyed through HMAC with a secret of the
 /// deployment so that even a weak OS source yields nothing an outsider can predict.
@@ -182,6 +190,47 @@ impl ConnectService {
         ))
     }
 
+    /// The App URL request: Shopify opens the Dev Dashboard app's App URL with `shop, hmac,
+    /// timestamp, host` when the merchant installs or opens the app. The same checks as a
+    /// callback's (hmac with the client secret, a fresh timestamp, a strict shop domain) come
+    /// first; then the browser goes to the dashboard when the shop is connected, else to Shopify's
+    /// authorize page with a new state, exactly as `GET /connect/shopify` sends it.
+    pub async fn install_shopify(
+        &self,
+        params: &[(String, String)],
+    ) -> Result<String, ConnectError> {
+        let app = self.app()?;
+        let shop_raw = param(params, "shop")?;
+        let timestamp = param(params, "timestamp")?;
+        param(params, "hmac")?;
+        if !verify_query_hmac(&app.secrets(), params) {
+            warn!("App URL request with a bad hmac; refused");
+            return Err(ConnectError::Forbidden("invalid hmac".into()));
+        }
+        if !is_valid_shop_domain(shop_raw) {
+            return Err(ConnectError::BadRequest(
+                "shop must be a *.myshopify.com domain".into(),
+            ));
+        }
+        let shop = ShopDomain::parse(shop_raw)
+            .map_err(|_| ConnectError::BadRequest("invalid shop domain".into()))?;
+        if !timestamp_is_fresh(timestamp, now_ms() / 1000) {
+            return Err(ConnectError::BadRequest("stale timestamp".into()));
+        }
+        let connected = self.tokens.is_legacy(&shop)
+            || self
+                .store
+                .get_connection(&shop)
+                .await?
+                .is_some_and(|c| c.status == ConnectionStatus::Connected);
+        if connected {
+            info!(shop = %shop, "App URL opened for a connected shop; to the dashboard");
+            return Ok(format!("{}/app", self.public_url));
+        }
+        info!(shop = %shop, "App URL opened for a shop not connected yet; to Shopify's authorize page");
+        self.start_shopify(shop.as_str()).await
+    }
+
     /// Checks a Shopify callback and, only if every check passes, exchanges the code, stores
     /// the token pair, reactivates the shop and subscribes its webhooks.
     pub async fn finish_shopify(
@@ -258,7 +307,65 @@ impl ConnectService {
         if let Err(e) = self.reconcile_webhooks(&shop).await {
             warn!(shop = %shop, error = %e, "webhook subscriptions not reconciled yet; the scheduled run retries");
         }
+        match self.requeue_waiting_pushes(&shop).await {
+            Ok(0) => {}
+            Ok(n) => info!(shop = %shop, pushes = n, "pushes that waited for the reconnect queued"),
+            Err(e) => {
+                warn!(shop = %shop, error = %e, "waiting pushes not queued; the next scheduled run re-sends them")
+            }
+        }
         Ok(shop)
+    }
+
+    /// Queues every push still due for the shop, so that the pushes which waited while the shop
+    /// had to be reconnected go out now instead of at the next scheduled run. A push that is
+    /// already on the queue is harmless to send again: the pusher's lease and its check of the
+    /// order's fulfillments make it land once. Returns how many messages were sent.
+    pub async fn requeue_waiting_pushes(&self, shop: &ShopDomain) -> Result<u64, ConnectError> {
+        let Some(queue) = &self.tracking_queue else {
+            return Ok(0);
+        };
+        let started = tokio::time::Instant::now();
+        let mut sent = 0u64;
+        for shard in 0..self.store.open_shards() {
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = self
+                    .store
+                    .open_orders_page_for_shop(shard, shop, cursor.as_deref(), 50)
+                    .await?;
+                let mut msgs = Vec::new();
+                for (_, order_id) in &page.items {
+                    let Some(stored) = self.store.get_order(shop, *order_id).await? else {
+                        continue;
+                    };
+                    for (ae, package) in stored.order.due_pushes() {
+                        msgs.push(PushMessage::new(
+                            shop,
+                            *order_id,
+                            ae,
+                            &package.tracking_number,
+                        ));
+                    }
+                }
+                if !msgs.is_empty() {
+                    queue.send(&msgs).await.map_err(|e| {
+                        warn!(shop = %shop, error = %e, "cannot queue the waiting pushes");
+                        ConnectError::Unavailable
+                    })?;
+                    sent += u64::try_from(msgs.len()).unwrap_or(u64::MAX);
+                }
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+                if started.elapsed() > REQUEUE_BUDGET {
+                    warn!(shop = %shop, pushes = sent, "reconnect queued what it could in its budget; the next scheduled run re-sends the rest");
+                    return Ok(sent);
+                }
+            }
+        }
+        Ok(sent)
     }
 
     /// Lists the shop's subscriptions and creates or repoints what is missing, so every topic

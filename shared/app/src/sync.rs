@@ -367,6 +367,37 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Batch<A, Q> {
 }
 
 impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
+    /// Why no AliExpress call can succeed until the merchant re-authorizes, when the stored
+    /// authorization's refresh token has passed its end (AliExpress cannot extend it). Checked
+    /// before a run so that the run stops once, instead of failing every order on the way.
+    pub async fn authorization_ended(&self) -> Option<String> {
+        let app_key = self.ae.app_key()?;
+        let rec = match self.store.get_ae_tokens(app_key).await {
+            Ok(rec) => rec?,
+            Err(e) => {
+                warn!(error = %e, "AliExpress authorization unreadable; syncing anyway");
+                return None;
+            }
+        };
+        let now = now_ms();
+        if crate::connect::aliexpress_status(Some(&rec), now) != "reauthorize_required" {
+            return None;
+        }
+        let when = rec
+            .refresh_expire_time_ms
+            .and_then(|ms| {
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+            })
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        Some(format!(
+            "AliExpress authorization ended {when}: connect AliExpress again; polls resume after that"
+        ))
+    }
+
     /// Asks AliExpress about one supplier order: its status, and its tracking when it has
     /// shipped or already has packages.
     async fn observe(
@@ -531,6 +562,10 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
         shop: &ShopDomain,
         order_id: u64,
     ) -> Result<(StoredOrder, PollReport), SyncError> {
+        if let Some(why) = self.authorization_ended().await {
+            info!(shop = %shop, order_id, reason = why.as_str(), "manual sync refused: AliExpress must be re-authorized");
+            return Err(SyncError::Ae(AeError::InvalidToken));
+        }
         let counters = Counters::default();
         let mut out = self.sync_order_counted(shop, order_id, &counters).await?;
         bump(&counters.orders, 1);
@@ -730,6 +765,17 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
         from: Option<PollCursor>,
         deadline: Instant,
     ) -> Result<PollReport, SyncError> {
+        if let Some(why) = self.authorization_ended().await {
+            // One line per run, no AliExpress call: the attention list says what to do.
+            warn!(
+                reason = why.as_str(),
+                "poll skipped: AliExpress must be re-authorized"
+            );
+            return Ok(PollReport {
+                aborted: Some(why),
+                ..PollReport::default()
+            });
+        }
         let started = Instant::now();
         let mut at = from.unwrap_or(PollCursor {
             shard: 0,

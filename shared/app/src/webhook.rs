@@ -182,7 +182,13 @@ impl<A: ShopifyAdmin> WebhookService<A> {
             return Err(WebhookError::Unauthorized);
         }
         let shop = delivery.headers.shop.clone();
-        if self.credentials.shop(&shop).is_none() {
+        // Shops connected by OAuth or client credentials live in the table, not the document.
+        if self.credentials.shop(&shop).is_none()
+            && dropsync_store::ConnectionStore::get_connection(&self.store, &shop)
+                .await?
+                .is_none()
+        {
+            warn!(shop = %shop, "EventBridge delivery for a shop that is not connected; refused");
             return Err(WebhookError::Unauthorized);
         }
         match delivery.payload {

@@ -219,5 +219,6 @@ pub fn connect_service(
         public_url,
         aliexpress_api_url: config.aliexpress_api_url.clone(),
         http,
+        tracking_queue: None,
     }))
 }

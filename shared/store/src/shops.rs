@@ -325,25 +325,30 @@ impl Store {
 
     /// Stores refreshed tokens, both at once, unless another invocation already replaced the
     /// refresh token this refresh started from (then its tokens win and are returned as a
-    /// conflict-free `false`).
+    /// conflict-free `false`). A record without `refresh_expire_time_ms` keeps the stored
+    /// deadline: refreshing never extends an AliExpress authorization, so a refresh that does not
+    /// restate its end must not erase it.
     pub async fn put_ae_tokens(
         &self,
         app_key: &str,
         previous_refresh_token: Option<&str>,
         tokens: &AeTokenRecord,
     ) -> Result<bool, StoreError> {
+        let mut update = "SET access_token = :a, refresh_token = :r, expire_time = :e".to_owned();
         let mut req = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .item("pk", s(format!("AE#{app_key}")))
-            .item("sk", s("TOKEN"))
-            .item("access_token", s(tokens.access_token.clone()))
-            .item("refresh_token", s(tokens.refresh_token.clone()))
-            .item("expire_time", n(tokens.expire_time_ms));
+            .key("pk", s(format!("AE#{app_key}")))
+            .key("sk", s("TOKEN"))
+            .expression_attribute_values(":a", s(tokens.access_token.clone()))
+            .expression_attribute_values(":r", s(tokens.refresh_token.clone()))
+            .expression_attribute_values(":e", n(tokens.expire_time_ms));
         if let Some(r) = tokens.refresh_expire_time_ms {
-            req = req.item("refresh_expire_time", n(r));
+            update.push_str(", refresh_expire_time = :re");
+            req = req.expression_attribute_values(":re", n(r));
         }
+        req = req.update_expression(update);
         req = match previous_refresh_token {
             Some(prev) => req
                 .condition_expression("attribute_not_exists(pk) OR refresh_token = :prev")
@@ -353,7 +358,10 @@ impl Store {
         match req.send().await {
             Ok(_) => Ok(true),
             Err(aws_sdk_dynamodb::error::SdkError::ServiceError(se))
-                if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+                if matches!(
+                    se.err(),
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
             {
                 Ok(false)
             }

@@ -62,6 +62,7 @@ async fn fixture() -> Fx {
         public_url: PUBLIC.into(),
         aliexpress_api_url: ae,
         http: reqwest::Client::new(),
+        tracking_queue: None,
     });
     Fx {
         api: Api {
@@ -192,5 +193,200 @@ async fn the_refresh_tokens_end_is_a_deadline_soon_within_seven_days_and_require
     assert_eq!(
         connections(&fx).await["aliexpress"]["status"],
         "reauthorize_required"
+    );
+}
+
+/// An order of `shop` linked to a new AliExpress order of the sandbox account the authorization
+/// sees (paid on AliExpress, so a poll that reaches AliExpress changes it).
+async fn linked_order(fx: &Fx, shop: &dropsync_domain::ShopDomain) -> u64 {
+    let ae = aliexpress_sandbox();
+    let out = sandbox_post(
+        &ae,
+        "/_admin/orders",
+        json!({"app_key": fx.app_key, "account": "sandbox-buyer", "status": "WAIT_SELLER_SEND_GOODS",
+               "items": [crate::poller_support::ae_item(crate::poller_support::P1, crate::poller_support::S1, 1)]}),
+    )
+    .await;
+    let ae_order: u64 = out["order_id"].as_str().unwrap().parse().unwrap();
+    let order_id = 9_007_199_254_740_993 + fastrand::u64(1..1_000_000_000) * 2;
+    let line = order_id + 2;
+    let now = dropsync_app::now_ms();
+    fx.store
+        .apply_shopify(
+            shop,
+            order_id,
+            facts("paid", now, &[(line, 1)]),
+            "orders/create",
+            now,
+        )
+        .await
+        .unwrap();
+    let link = dropsync_domain::ItemLink {
+        line_item_id: line,
+        product_id: Some(crate::poller_support::P1.into()),
+        sku_id: Some(crate::poller_support::S1.into()),
+    };
+    fx.store
+        .update_order(shop, order_id, |o| {
+            dropsync_domain::ops::link_supplier_order(o, ae_order, &[line], vec![link.clone()], now)
+                .unwrap()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    order_id
+}
+
+#[tokio::test]
+async fn after_the_refresh_tokens_end_polls_stop_with_one_attention_item_and_resume_after_reauthorizing()
+ {
+    use dropsync_aliexpress::{IopConfig, Tokens};
+    use dropsync_app::sync::SyncService;
+    let fx = fixture().await;
+    let callback = consent(&fx).await;
+    assert_eq!(raw(&fx, &callback, None).await.0, 302);
+    let shop = shop(&unique("aedeadline").to_lowercase());
+    // A shop connected to Shopify by OAuth (it lives in the table).
+    use dropsync_store::{ConnectMethod, ConnectionStatus, ConnectionStore, ShopConnection};
+    let connected = ShopConnection {
+        shop: shop.clone(),
+        method: ConnectMethod::OAuth,
+        access_token: unique("shpoa"),
+        access_expires_at_ms: Some(dropsync_app::now_ms() + 3_600_000),
+        refresh_token: Some(unique("shprt")),
+        refresh_expires_at_ms: None,
+        scopes: vec![],
+        status: ConnectionStatus::Connected,
+        reason: None,
+        version: 0,
+        updated_at_ms: 0,
+        webhooks: vec![],
+    };
+    assert!(fx.store.put_connection(&connected, None).await.unwrap());
+    for _ in 0..3 {
+        linked_order(&fx, &shop).await;
+    }
+    // The poller: the real client, its tokens read from the table the callback wrote.
+    let mut config = IopConfig::new(&fx.app_key, "ae-connect-secret", Tokens::default());
+    config.base_url = aliexpress_sandbox();
+    let ae = Arc::new(
+        IopClient::new(
+            config,
+            Arc::new(dropsync_app::wiring::StoreTokens(fx.store.clone())),
+        )
+        .unwrap(),
+    );
+    let (queue, _sqs) = crate::poller_support::fresh_queue().await;
+    let sync = Arc::new(SyncService {
+        store: fx.store.clone(),
+        ae,
+        queue: Arc::new(queue),
+        concurrency: 4,
+    });
+    let calls = || async {
+        sandbox_get(
+            &aliexpress_sandbox(),
+            &format!("/_admin/stats?app_key={}", fx.app_key),
+        )
+        .await["total_calls"]
+            .as_u64()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+
+    // The authorization's end passes (its refresh token cannot be renewed past it).
+    let rec = fx.store.get_ae_tokens(&fx.app_key).await.unwrap().unwrap();
+    let ended = AeTokenRecord {
+        refresh_expire_time_ms: Some(dropsync_app::now_ms() - 1),
+        ..rec.clone()
+    };
+    assert!(
+        fx.store
+            .put_ae_tokens(&fx.app_key, Some(&rec.refresh_token), &ended)
+            .await
+            .unwrap()
+    );
+    let before = calls().await;
+    for _ in 0..2 {
+        let report = sync.poll(None, deadline).await.unwrap();
+        assert!(
+            report
+                .aborted
+                .as_deref()
+                .is_some_and(|why| why.contains("connect AliExpress again")),
+            "{report:?}"
+        );
+        assert_eq!((report.orders, report.errors), (0, 0), "{report:?}");
+    }
+    assert_eq!(
+        calls().await,
+        before,
+        "no AliExpress call once the authorization ended"
+    );
+    let (status, _, body) = raw(&fx, &format!("/shops/{shop}/attention"), Some(ADMIN)).await;
+    assert_eq!(status, 200);
+    let attention: Value = serde_json::from_str(&body).unwrap();
+    let kinds: Vec<&Value> = attention["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["kind"])
+        .collect();
+    assert_eq!(
+        kinds,
+        [&json!("aliexpress_reauthorize_required")],
+        "{attention}"
+    );
+    assert!(
+        attention["orders"].as_array().unwrap().is_empty(),
+        "no order is flagged one by one: {attention}"
+    );
+
+    // The merchant re-authorizes: the next poll syncs every order again.
+    let callback = consent(&fx).await;
+    assert_eq!(raw(&fx, &callback, None).await.0, 302);
+    let report = sync.poll(None, deadline).await.unwrap();
+    assert_eq!(report.aborted, None, "{report:?}");
+    assert_eq!(
+        (report.orders, report.errors, report.changed),
+        (3, 0, 3),
+        "{report:?}"
+    );
+    let (_, _, body) = raw(&fx, &format!("/shops/{shop}/attention"), Some(ADMIN)).await;
+    let attention: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(attention["connections"], json!([]), "{attention}");
+}
+
+#[tokio::test]
+async fn a_refresh_that_does_not_restate_the_deadline_keeps_it() {
+    let fx = fixture().await;
+    let callback = consent(&fx).await;
+    assert_eq!(raw(&fx, &callback, None).await.0, 302);
+    let rec = fx.store.get_ae_tokens(&fx.app_key).await.unwrap().unwrap();
+    let end = rec
+        .refresh_expire_time_ms
+        .expect("the connect stores the deadline");
+    // What the client stores after a refresh: a new pair, no deadline of its own.
+    let refreshed = AeTokenRecord {
+        access_token: unique("a"),
+        refresh_token: unique("r"),
+        expire_time_ms: rec.expire_time_ms + DAY_MS,
+        refresh_expire_time_ms: None,
+    };
+    assert!(
+        fx.store
+            .put_ae_tokens(&fx.app_key, Some(&rec.refresh_token), &refreshed)
+            .await
+            .unwrap()
+    );
+    let after = fx.store.get_ae_tokens(&fx.app_key).await.unwrap().unwrap();
+    assert_eq!(after.refresh_token, refreshed.refresh_token);
+    assert_eq!(after.refresh_expire_time_ms, Some(end));
+    // A stale writer (the refresh token it started from is gone) changes nothing.
+    assert!(
+        !fx.store
+            .put_ae_tokens(&fx.app_key, Some(&rec.refresh_token), &rec)
+            .await
+            .unwrap()
     );
 }

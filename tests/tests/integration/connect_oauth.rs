@@ -509,3 +509,89 @@ async fn the_scheduled_run_reconciles_and_repairs_a_shop_that_lives_only_in_the_
         "the scheduled run re-created the deleted subscription"
     );
 }
+
+/// The query Shopify puts on the App URL when the merchant installs or opens the app, signed
+/// with `secret` (`shop, timestamp, host`, then `hmac`).
+fn install_query(shop: &str, timestamp: i64, secret: &str) -> String {
+    let mut pairs = vec![
+        (
+            "host".to_owned(),
+            "YWRtaW4uc2hvcGlmeS5jb20vc3RvcmUvZGVtbw".to_owned(),
+        ),
+        ("shop".to_owned(), shop.to_owned()),
+        ("timestamp".to_owned(), timestamp.to_string()),
+    ];
+    let h = query_hmac(secret, &pairs);
+    pairs.push(("hmac".to_owned(), h));
+    to_query(&pairs)
+}
+
+#[tokio::test]
+async fn the_app_url_install_request_is_checked_then_goes_to_authorize_or_to_the_dashboard() {
+    let fx = fixture().await;
+    let now = dropsync_app::now_ms() / 1000;
+    let shop = fx.shop.as_str();
+    // Forged or stale install requests: refused, no state issued, nothing stored.
+    let forged = [
+        (install_query(shop, now, "not-the-secret"), 401),
+        (install_query(shop, now - 600, SECRET), 400),
+        (install_query("evil.example.com", now, SECRET), 400),
+    ];
+    for (query, want) in &forged {
+        let (status, location, body) =
+            raw(&fx, "GET", &format!("/connect/shopify?{query}"), None).await;
+        assert_eq!(status, *want, "{query}: {body}");
+        assert!(location.is_empty(), "{location}");
+    }
+    // Without Shopify's hmac the route is the signed-in Connect button: a token is required.
+    let (status, _, _) = raw(&fx, "GET", &format!("/connect/shopify?shop={shop}"), None).await;
+    assert_eq!(status, 401);
+    assert!(fx.store.get_connection(&fx.shop).await.unwrap().is_none());
+
+    // A genuine install of a shop not connected yet: to Shopify's authorize page, with a state
+    // the callback accepts; the install completes like a Connect.
+    let (status, location, body) = raw(
+        &fx,
+        "GET",
+        &format!("/connect/shopify?{}", install_query(shop, now, SECRET)),
+        None,
+    )
+    .await;
+    assert_eq!(status, 302, "{body}");
+    assert!(
+        location.starts_with(&format!("{}/admin/oauth/authorize?", fx.base)),
+        "{location}"
+    );
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(&location)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 302);
+    let back = res.headers()["location"].to_str().unwrap().to_owned();
+    let path = back.strip_prefix(PUBLIC).unwrap();
+    let (status, location, body) = raw(&fx, "GET", path, None).await;
+    assert_eq!(status, 302, "{body}");
+    assert_eq!(location, format!("{PUBLIC}/app?connected={shop}"));
+    let conn = fx.store.get_connection(&fx.shop).await.unwrap().unwrap();
+    assert_eq!(conn.status, ConnectionStatus::Connected);
+
+    // Opening the app again once connected: straight to the dashboard, no new authorization.
+    let authorizations = oauth_stats(&fx, &fx.shop).await["authorize"].clone();
+    let (status, location, _) = raw(
+        &fx,
+        "GET",
+        &format!("/connect/shopify?{}", install_query(shop, now, SECRET)),
+        None,
+    )
+    .await;
+    assert_eq!(status, 302);
+    assert_eq!(location, format!("{PUBLIC}/app"));
+    assert_eq!(
+        oauth_stats(&fx, &fx.shop).await["authorize"],
+        authorizations
+    );
+}

@@ -569,9 +569,17 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
             .put_session(&session::storage_key(&id), &rec)
             .await?;
         info!(admin, shops = shops.len(), "dashboard session started");
+        // The admin goes straight to the one shop only when there is no other: shops connected by
+        // OAuth or client credentials live in the table, not the credentials document.
+        let one_shop = admin
+            && self.credentials.shops.len() == 1
+            && dropsync_store::ConnectionStore::list_connections(&self.store)
+                .await?
+                .iter()
+                .all(|c| self.credentials.shops.contains_key(&c.shop));
         let to = match (admin, shops.as_slice()) {
             (false, [only]) => format!("/app/shops/{only}/orders"),
-            _ if self.credentials.shops.len() == 1 => self
+            _ if one_shop => self
                 .credentials
                 .shops
                 .keys()

@@ -96,14 +96,19 @@ fn service(connect: Option<&ConnectService>) -> Result<&ConnectService, ApiError
     })
 }
 
-/// `GET /connect/shopify?shop=`.
+/// `GET /connect/shopify?shop=`, signed in; or, carrying Shopify's `hmac`, the Dev Dashboard
+/// app's App URL opened by Shopify on install (authenticated by its hmac, like a callback).
 pub async fn start_shopify(
     connect: Option<&ConnectService>,
     req: &Request,
     credentials: &Credentials,
 ) -> Result<Response<Body>, ApiError> {
-    may_manage_connections(req, credentials)?;
     let params = query_pairs(req.uri().query())?;
+    if params.iter().any(|(k, _)| k == "hmac") {
+        let url = service(connect)?.install_shopify(&params).await?;
+        return redirect(&url);
+    }
+    may_manage_connections(req, credentials)?;
     let shop = params
         .iter()
         .find(|(k, _)| k == "shop")

@@ -30,6 +30,11 @@ pub(crate) struct Fx {
 }
 
 pub(crate) async fn fixture() -> Fx {
+    fixture_with_queue(None).await
+}
+
+/// The fixture whose connect service queues the pushes that waited for a reconnect on `queue`.
+pub(crate) async fn fixture_with_queue(queue: Option<SqsQueue>) -> Fx {
     let store = fresh_store().await;
     let base = shopify_sandbox();
     let client_id = unique("cid");
@@ -70,6 +75,7 @@ pub(crate) async fn fixture() -> Fx {
         public_url: PUBLIC.into(),
         aliexpress_api_url: aliexpress_sandbox(),
         http: reqwest::Client::new(),
+        tracking_queue: queue,
     });
     Fx {
         api: Api {
