@@ -615,6 +615,131 @@ async fn a_bad_address_or_a_missing_mapping_fails_before_any_create_with_advice(
 }
 
 #[tokio::test]
+async fn a_product_taken_offline_or_a_sku_gone_since_mapping_fails_with_advice_and_creates_nothing()
+{
+    let fx = fixture().await;
+    let product = 1_005_009_000_000_000 + fastrand::u64(..1_000_000_000);
+    let seller = 2_200_000_000 + fastrand::u64(..1_000_000);
+    let skus = json!([{"sku_id": "91", "sku_attr": "14:175#Red"}, {"sku_id": "92", "sku_attr": "14:193#Blue"}]);
+    let upsert = |status: &str, skus: Value| json!({"product_id": product, "store_id": seller, "title": "Lamp", "status": status, "skus": skus});
+    sandbox_post(
+        &fx.ae_base,
+        "/_admin/products",
+        upsert("onSelling", skus.clone()),
+    )
+    .await;
+    let (red, blue) = (variant(), variant());
+    fx.map(red, product, "91").await;
+    fx.map(blue, product, "92").await;
+
+    // The seller takes the product down after it was mapped.
+    sandbox_post(
+        &fx.ae_base,
+        "/_admin/products",
+        upsert("offline", skus.clone()),
+    )
+    .await;
+    let (id, _) = fx.order(&[(red, 1)], us_address(Some("5553600000"))).await;
+    let (status, order) = fx.place(id).await;
+    assert_eq!(status, 200, "{order}");
+    assert_eq!(order["status"], "failed", "{order}");
+    assert_eq!(order["failure"]["code"], "PRODUCT_UNAVAILABLE");
+    assert!(
+        order["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&product.to_string())
+    );
+    assert!(
+        order["failure"]["advice"]
+            .as_str()
+            .unwrap()
+            .contains("Map the variant to another")
+    );
+    assert!(fx.creates(id).await.is_empty());
+
+    // Back on sale, but without the blue SKU.
+    sandbox_post(
+        &fx.ae_base,
+        "/_admin/products",
+        upsert(
+            "onSelling",
+            json!([{"sku_id": "91", "sku_attr": "14:175#Red"}]),
+        ),
+    )
+    .await;
+    let (id2, _) = fx.order(&[(blue, 1)], us_address(Some("5553600000"))).await;
+    let (_, order) = fx.place(id2).await;
+    assert_eq!(order["status"], "failed", "{order}");
+    assert_eq!(order["failure"]["code"], "SKU_CHANGED");
+    assert!(order["failure"]["message"].as_str().unwrap().contains("92"));
+    assert!(fx.creates(id2).await.is_empty());
+
+    // The first order, once the product is back, is placed with the next attempt.
+    let (_, order) = fx.place(id).await;
+    assert_eq!(order["status"], "awaiting_payment", "{order}");
+    let sent: Vec<String> = fx
+        .creates(id)
+        .await
+        .iter()
+        .map(|p| p["out_order_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sent, [format!("{id}-{seller}-2")]);
+}
+
+#[tokio::test]
+async fn shop_redaction_releases_the_aliexpress_order_ids_its_orders_owned() {
+    let fx = fixture().await;
+    let v = variant();
+    fx.map(v, BRUSH, BRUSH_SKU).await;
+    let (id, _) = fx.order(&[(v, 1)], us_address(Some("5553600000"))).await;
+    let (_, order) = fx.place(id).await;
+    assert_eq!(order["status"], "awaiting_payment", "{order}");
+    let placed: u64 = order["supplier_orders"][0]["aliexpress_order_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // A linked order owns its id too.
+    let (id2, lines2) = fx.order(&[(v, 1)], us_address(Some("5553600000"))).await;
+    let linked = 8_100_000_000_000_000 + fastrand::u64(..1_000_000_000);
+    let (status, body) = fx
+        .call(
+            "PUT",
+            &format!("/shops/{}/orders/{id2}/supplier-orders", fx.shop),
+            json!({"aliexpress_order_id": linked.to_string(), "line_item_ids": [lines2[0].to_string()]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let other = ShopDomain::parse(&format!("other-{:x}.myshopify.com", fastrand::u64(..))).unwrap();
+    assert!(matches!(
+        fx.store
+            .claim_aliexpress_order(&other, 1, placed)
+            .await
+            .unwrap(),
+        dropsync_store::Ownership::Elsewhere { .. }
+    ));
+
+    fx.store.delete_shop_data(&fx.shop).await.unwrap();
+
+    // Nothing of the shop is left to own them: the ids are free again.
+    assert!(matches!(
+        fx.store
+            .claim_aliexpress_order(&other, 1, placed)
+            .await
+            .unwrap(),
+        dropsync_store::Ownership::Claimed
+    ));
+    assert!(matches!(
+        fx.store
+            .claim_aliexpress_order(&other, 2, linked)
+            .await
+            .unwrap(),
+        dropsync_store::Ownership::Claimed
+    ));
+}
+
+#[tokio::test]
 async fn bulk_placement_answers_each_order_independently() {
     let fx = fixture().await;
     let v = variant();
@@ -734,6 +859,7 @@ async fn placement_latency_and_aliexpress_calls_per_placed_order_are_reported() 
         p(0.50),
         p(0.99)
     );
-    // One freight.query (no shipping method on the mapping) and one order.create.
-    assert_eq!(calls, 2 * n as u64);
+    // One product.get (the product may have gone since it was mapped), one freight.query (no
+    // shipping method on the mapping) and one order.create.
+    assert_eq!(calls, 3 * n as u64);
 }
