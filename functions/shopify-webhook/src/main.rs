@@ -2,6 +2,7 @@
 //! are built at cold start from a credentials file, or on the first invocation from the secret
 //! (see `wiring::Deferred`).
 
+use dropsync_app::auto_place::SqsPlaceQueue;
 use dropsync_app::webhook::WebhookService;
 use dropsync_app::{Config, Credentials, init_logging, wiring};
 use lambda_http::{Error, Request, service_fn};
@@ -28,11 +29,23 @@ async fn main() -> Result<(), Error> {
         })
     };
     deferred.eager_unless_secret(&config).await?;
+    // Automatic placement: orders due are only queued here (PLACE_QUEUE_URL, optional).
+    let place_queue = std::env::var("PLACE_QUEUE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map(|url| Arc::new(SqsPlaceQueue::from_sdk(&aws, url)));
     lambda_http::run(service_fn(move |req: Request| {
-        let deferred = deferred.clone();
+        let (deferred, place_queue) = (deferred.clone(), place_queue.clone());
         async move {
             Ok::<_, Error>(match deferred.get().await {
-                Ok(svc) => dropsync_shopify_webhook::handle_http(&svc, req).await,
+                Ok(svc) => {
+                    dropsync_shopify_webhook::handle_http_auto_place(
+                        &svc,
+                        place_queue.as_deref(),
+                        req,
+                    )
+                    .await
+                }
                 Err(e) => dropsync_shopify_webhook::unavailable(&*e),
             })
         }

@@ -2,6 +2,7 @@
 //! credentials (loaded once), the tracking-queue message, and the logic of the three sync paths
 //! — each generic over the narrow ports it talks through (AliExpress, Shopify Admin, the queue).
 
+pub mod auto_place;
 pub mod config;
 pub mod connect;
 pub mod credentials;
