@@ -863,3 +863,176 @@ async fn placement_latency_and_aliexpress_calls_per_placed_order_are_reported() 
     // shipping method on the mapping) and one order.create.
     assert_eq!(calls, 3 * n as u64);
 }
+
+/// A paid order's `orders/create` webhook, signed for the fixture's shop, for the sandbox order
+/// `id` with `lines` `(line item id, variant id)`.
+fn paid_delivery(fx: &Fx, id: u64, lines: &[(u64, u64)]) -> lambda_http::Request {
+    let mut body = crate::webhook_support::order(
+        id,
+        5,
+        "paid",
+        &lines.iter().map(|(l, _)| (*l, 1)).collect::<Vec<_>>(),
+    );
+    for (i, (_, variant)) in lines.iter().enumerate() {
+        body["line_items"][i]["variant_id"] = json!(variant);
+    }
+    let raw = body.to_string().into_bytes();
+    let headers =
+        crate::webhook_support::signed_headers("orders/create", fx.shop.as_str(), "s", &raw);
+    crate::webhook_support::request("POST", &headers, &raw)
+}
+
+impl Fx {
+    /// A paid order in the Shopify sandbox only (dropsync learns of it by its webhook).
+    async fn sandbox_order(&self, variants: &[u64]) -> (u64, Vec<(u64, u64)>) {
+        let items: Vec<Value> = variants
+            .iter()
+            .map(|v| json!({"variant_id": v, "quantity": 1, "price": "20.00"}))
+            .collect();
+        let created = sandbox_post(
+            &shopify_sandbox(),
+            "/_admin/orders",
+            json!({"shop": self.shop.as_str(), "order": {"line_items": items, "financial_status": "paid",
+                   "shipping_address": us_address(Some("5553600000"))}}),
+        )
+        .await;
+        let id = created["order"]["id"].as_u64().unwrap();
+        let lines = created["order"]["line_items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(variants)
+            .map(|(li, v)| (li["id"].as_u64().unwrap(), *v))
+            .collect();
+        (id, lines)
+    }
+
+    async fn set_auto_place(&self, on: bool) {
+        let (status, body) = self
+            .call(
+                "PUT",
+                &format!("/shops/{}/settings", self.shop),
+                json!({"notify_customer": true, "auto_place": on}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["auto_place"], on);
+    }
+}
+
+/// Everything waiting in the queue, as the SQS event Lambda would hand the order placer.
+async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> aws_lambda_events::event::sqs::SqsEvent {
+    let mut records = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        if out.messages().is_empty() {
+            break;
+        }
+        for m in out.messages() {
+            records.push(
+                json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
+                                "body": m.body(), "attributes": {}, "messageAttributes": {},
+                                "eventSource": "aws:sqs"}),
+            );
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+#[tokio::test]
+async fn with_auto_place_on_a_paid_mapped_order_is_queued_by_its_webhook_and_placed_by_the_order_placer()
+ {
+    let fx = fixture().await;
+    let conf = aws_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    let url = sqs
+        .create_queue()
+        .queue_name(unique("auto-place-q"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let queue = dropsync_app::auto_place::SqsPlaceQueue::new(sqs.clone(), url.clone());
+    let webhooks = dropsync_app::webhook::WebhookService {
+        store: fx.store.clone(),
+        credentials: fx.credentials.clone(),
+        admin: Some(fx.admin.clone()),
+    };
+    let placer = fx.api.place.clone().unwrap();
+    let (bottle, case, unmapped) = (variant(), variant(), variant());
+    fx.map(bottle, BOTTLE, BOTTLE_SILVER).await;
+    fx.map(case, CASE, CASE_RED_S).await;
+
+    // Off (the default): the webhook records the order and queues nothing.
+    let (off, off_lines) = fx.sandbox_order(&[bottle]).await;
+    let res = dropsync_shopify_webhook::handle_http_auto_place(
+        &webhooks,
+        Some(&queue),
+        paid_delivery(&fx, off, &off_lines),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert!(drain(&sqs, &url).await.records.is_empty());
+
+    fx.set_auto_place(true).await;
+    // On, but an item has no mapping: not queued, and not a failure either.
+    let (partial, partial_lines) = fx.sandbox_order(&[bottle, unmapped]).await;
+    let res = dropsync_shopify_webhook::handle_http_auto_place(
+        &webhooks,
+        Some(&queue),
+        paid_delivery(&fx, partial, &partial_lines),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert!(drain(&sqs, &url).await.records.is_empty());
+
+    // On, every item mapped, two sellers: queued by the webhook, which itself places nothing.
+    let (id, lines) = fx.sandbox_order(&[bottle, case]).await;
+    let res = dropsync_shopify_webhook::handle_http_auto_place(
+        &webhooks,
+        Some(&queue),
+        paid_delivery(&fx, id, &lines),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        fx.creates(id).await.is_empty(),
+        "nothing placed inside the webhook"
+    );
+    let event = drain(&sqs, &url).await;
+    assert_eq!(event.records.len(), 1);
+    let again = event.clone();
+    let response = dropsync_order_placer::handle(&*placer, &fx.store, event).await;
+    assert!(response.batch_item_failures.is_empty());
+    let order = fx.store.get_order(&fx.shop, id).await.unwrap().unwrap();
+    assert_eq!(
+        order.order.status,
+        dropsync_domain::OrderStatus::AwaitingPayment
+    );
+    assert_eq!(fx.created_orders(id).await, 2, "one create per seller");
+    // A second delivery of the same message places nothing more.
+    let response = dropsync_order_placer::handle(&*placer, &fx.store, again).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(fx.creates(id).await.len(), 2);
+
+    for other in [off, partial] {
+        let o = fx.store.get_order(&fx.shop, other).await.unwrap().unwrap();
+        assert_eq!(o.order.status, dropsync_domain::OrderStatus::AwaitingOrder);
+        assert!(o.order.placements.is_empty() && fx.creates(other).await.is_empty());
+    }
+}
