@@ -24,11 +24,8 @@
 //! Both binaries are built from this crate and share everything but their `main`.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use dropsync_app::auto_place::{PlaceQueue, enqueue_if_due};
 use dropsync_app::webhook::{Outcome, WebhookError, WebhookService};
-use dropsync_domain::{OrderStatus, ShopDomain};
 use dropsync_shopify::admin::ShopifyAdmin;
-use dropsync_store::ShopifyApplied;
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use tracing::warn;
@@ -63,53 +60,32 @@ pub async fn handle_http<A: ShopifyAdmin>(svc: &WebhookService<A>, req: Request)
     }
 }
 
-/// [`handle_http`], then, for an order delivery that left the order in `awaiting_order`, queues
-/// it for automatic placement when it is due (the shop's `auto_place` is on and every item is
-/// mapped: [`dropsync_app::auto_place::is_due`]). Only a message is sent here: the placing runs
-/// in the order placer, never inside Shopify's 5 s. A failed send is logged and does not fail the
-/// delivery (the order stays in *Awaiting order*, where the merchant can place it).
-pub async fn handle_http_auto_place<A: ShopifyAdmin, Q: PlaceQueue>(
-    svc: &WebhookService<A>,
-    queue: Option<&Q>,
-    req: Request,
-) -> Response<Body> {
-    let Some(queue) = queue else {
-        return handle_http(svc, req).await;
-    };
-    let shop = req
-        .headers()
-        .get("x-shopify-shop-domain")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| ShopDomain::parse(s).ok());
-    let order_id = serde_json::from_slice::<OrderIdOnly>(req.body().as_ref())
-        .ok()
-        .and_then(|o| o.id);
-    if req.method() != Method::POST {
-        return handle_http(svc, req).await;
+/// The 405 for anything but POST, or `None` for a POST.
+pub fn post_only(req: &Request) -> Option<Response<Body>> {
+    if req.method() == Method::POST {
+        return None;
     }
-    let headers = req.headers();
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    match svc.handle_http(get, req.body().as_ref()).await {
-        Ok(Outcome::Order(
-            ShopifyApplied::Created(OrderStatus::AwaitingOrder)
-            | ShopifyApplied::Updated(OrderStatus::AwaitingOrder),
-        )) => {
-            if let (Some(shop), Some(order_id)) = (shop, order_id)
-                && let Err(e) = enqueue_if_due(&svc.store, queue, &shop, order_id).await
-            {
-                warn!(shop = %shop, order_id, error = e.as_str(), "could not queue the order for automatic placement");
-            }
-            json(StatusCode::OK, serde_json::json!({"ok": true}))
-        }
+    let mut res = json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        serde_json::json!({"error": "method not allowed"}),
+    );
+    res.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+    Some(res)
+}
+
+/// A case-insensitive lookup of the request's headers (a repeated header counts by its first
+/// value), as the webhook service reads them.
+pub fn header_lookup<'r>(req: &'r Request) -> impl Fn(&str) -> Option<&'r str> + 'r {
+    move |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The HTTP answer to a delivery's outcome.
+pub fn respond(outcome: Result<Outcome, WebhookError>) -> Response<Body> {
+    match outcome {
         Ok(_) => json(StatusCode::OK, serde_json::json!({"ok": true})),
         Err(e) => error_response(&e),
     }
-}
-
-/// The order id of an order delivery (read only once the delivery verified and applied).
-#[derive(serde::Deserialize)]
-struct OrderIdOnly {
-    id: Option<u64>,
 }
 
 /// The answer while the function cannot build its services (e.g. the credentials secret is not

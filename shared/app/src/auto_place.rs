@@ -8,9 +8,11 @@
 
 use crate::place::{PlaceError, Placer};
 use crate::push::BatchMessage;
+use crate::webhook::{Outcome, WebhookError, WebhookService};
 use dropsync_domain::placement::lines_to_place;
 use dropsync_domain::{OrderStatus, ShopDomain};
-use dropsync_store::{Store, StoreError};
+use dropsync_shopify::admin::ShopifyAdmin;
+use dropsync_store::{ShopifyApplied, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use tracing::{info, warn};
@@ -25,7 +27,10 @@ pub struct PlaceMessage {
 
 /// Where orders due for automatic placement are sent.
 pub trait PlaceQueue: Send + Sync {
-    fn enqueue(&self, message: &PlaceMessage) -> impl Future<Output = Result<(), String>> + Send;
+    fn send_placement(
+        &self,
+        message: &PlaceMessage,
+    ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// The placement queue on SQS.
@@ -50,7 +55,7 @@ impl SqsPlaceQueue {
 }
 
 impl PlaceQueue for SqsPlaceQueue {
-    async fn enqueue(&self, message: &PlaceMessage) -> Result<(), String> {
+    async fn send_placement(&self, message: &PlaceMessage) -> Result<(), String> {
         let body = serde_json::to_string(message).map_err(|e| e.to_string())?;
         self.client
             .send_message()
@@ -115,13 +120,48 @@ pub async fn enqueue_if_due<Q: PlaceQueue>(
         return Ok(false);
     }
     queue
-        .enqueue(&PlaceMessage {
+        .send_placement(&PlaceMessage {
             shop: shop.as_str().to_owned(),
             order_id: order_id.to_string(),
         })
         .await?;
     info!(shop = %shop, order_id, "queued for automatic placement");
     Ok(true)
+}
+
+/// A webhook delivery over HTTPS ([`WebhookService::handle_http`]), then, for an order delivery
+/// that left the order in `awaiting_order`, [`enqueue_if_due`]. Only a message is sent: the
+/// placing runs in the order placer, never inside Shopify's 5 s. A failed send is logged and does
+/// not fail the delivery (the order stays in *Awaiting order*, where the merchant can place it).
+pub async fn deliver_and_queue<'h, A: ShopifyAdmin, Q: PlaceQueue>(
+    svc: &WebhookService<A>,
+    queue: &Q,
+    header: impl Fn(&str) -> Option<&'h str>,
+    body: &[u8],
+) -> Result<Outcome, WebhookError> {
+    let shop = header("x-shopify-shop-domain").and_then(|s| ShopDomain::parse(s).ok());
+    let outcome = svc.handle_http(header, body).await?;
+    if let Outcome::Order(
+        ShopifyApplied::Created(OrderStatus::AwaitingOrder)
+        | ShopifyApplied::Updated(OrderStatus::AwaitingOrder),
+    ) = &outcome
+    {
+        // Read only now that the delivery is verified and applied.
+        let order_id = serde_json::from_slice::<OrderIdOnly>(body)
+            .ok()
+            .and_then(|o| o.id);
+        if let (Some(shop), Some(order_id)) = (shop, order_id)
+            && let Err(e) = enqueue_if_due(&svc.store, queue, &shop, order_id).await
+        {
+            warn!(shop = %shop, order_id, error = e.as_str(), "could not queue the order for automatic placement");
+        }
+    }
+    Ok(outcome)
+}
+
+#[derive(Deserialize)]
+struct OrderIdOnly {
+    id: Option<u64>,
 }
 
 /// What to do with one message after trying it.

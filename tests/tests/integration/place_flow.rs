@@ -920,6 +920,27 @@ impl Fx {
     }
 }
 
+/// One HTTPS delivery as the webhook function answers it with a placement queue.
+async fn deliver(
+    svc: &dropsync_app::webhook::WebhookService<AdminClient>,
+    queue: &dropsync_app::auto_place::SqsPlaceQueue,
+    req: lambda_http::Request,
+) -> lambda_http::Response<lambda_http::Body> {
+    use dropsync_shopify_webhook::{header_lookup, post_only, respond};
+    if let Some(refused) = post_only(&req) {
+        return refused;
+    }
+    respond(
+        dropsync_app::auto_place::deliver_and_queue(
+            svc,
+            queue,
+            header_lookup(&req),
+            req.body().as_ref(),
+        )
+        .await,
+    )
+}
+
 /// Everything waiting in the queue, as the SQS event Lambda would hand the order placer.
 async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> aws_lambda_events::event::sqs::SqsEvent {
     let mut records = Vec::new();
@@ -980,21 +1001,16 @@ async fn with_auto_place_on_a_paid_mapped_order_is_queued_by_its_webhook_and_pla
 
     // Off (the default): the webhook records the order and queues nothing.
     let (off, off_lines) = fx.sandbox_order(&[bottle]).await;
-    let res = dropsync_shopify_webhook::handle_http_auto_place(
-        &webhooks,
-        Some(&queue),
-        paid_delivery(&fx, off, &off_lines),
-    )
-    .await;
+    let res = deliver(&webhooks, &queue, paid_delivery(&fx, off, &off_lines)).await;
     assert_eq!(res.status(), 200);
     assert!(drain(&sqs, &url).await.records.is_empty());
 
     fx.set_auto_place(true).await;
     // On, but an item has no mapping: not queued, and not a failure either.
     let (partial, partial_lines) = fx.sandbox_order(&[bottle, unmapped]).await;
-    let res = dropsync_shopify_webhook::handle_http_auto_place(
+    let res = deliver(
         &webhooks,
-        Some(&queue),
+        &queue,
         paid_delivery(&fx, partial, &partial_lines),
     )
     .await;
@@ -1003,12 +1019,7 @@ async fn with_auto_place_on_a_paid_mapped_order_is_queued_by_its_webhook_and_pla
 
     // On, every item mapped, two sellers: queued by the webhook, which itself places nothing.
     let (id, lines) = fx.sandbox_order(&[bottle, case]).await;
-    let res = dropsync_shopify_webhook::handle_http_auto_place(
-        &webhooks,
-        Some(&queue),
-        paid_delivery(&fx, id, &lines),
-    )
-    .await;
+    let res = deliver(&webhooks, &queue, paid_delivery(&fx, id, &lines)).await;
     assert_eq!(res.status(), 200);
     assert!(
         fx.creates(id).await.is_empty(),
