@@ -32,3 +32,19 @@ pub async fn handle(placer: &dyn Placer, store: &Store, event: SqsEvent) -> SqsB
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use dropsync_app::auto_place::PlaceMessage;
+
+    #[test]
+    fn the_sample_event_is_an_sqs_batch_of_place_messages() {
+        let event: aws_lambda_events::event::sqs::SqsEvent =
+            serde_json::from_str(include_str!("../../../events/sqs-order-place.json")).unwrap();
+        let body = event.records[0].body.as_deref().unwrap();
+        let msg: PlaceMessage = serde_json::from_str(body).unwrap();
+        assert_eq!(msg.shop, "example.myshopify.com");
+        assert_eq!(msg.order_id, "820982911946154508");
+    }
+}
