@@ -50,6 +50,13 @@ demo: venv
 	cargo build -p dropsync-local
 	$(SERVICES) --local --sandboxes shopify,aliexpress -- $(PY) tests/tools/demo.py $(if $(KEEP),--keep)
 
+# Placement latency over HTTP through the local stack (sandboxes behind it): PLACE_ORDERS orders
+# (default 50) placed one after another; prints p50/p99 and AliExpress calls per placed order.
+.PHONY: place-latency
+place-latency: venv
+	cargo build -p dropsync-local
+	$(SERVICES) --local --sandboxes shopify,aliexpress -- $(PY) tests/tools/place_latency.py
+
 # Every benchmark; rewrites BENCHMARKS.md and target/bench/results.json.
 bench: venv
 	$(PY) tests/tools/bench.py

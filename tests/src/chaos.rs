@@ -724,6 +724,8 @@ async fn setup(cfg: ChaosConfig) -> Ctx {
         public_url: subscription_url.clone(),
         aliexpress_api_url: ae_base.clone(),
         http: reqwest::Client::new(),
+        // No shop reconnects in the chaos run: nothing to re-queue.
+        tracking_queue: None,
     };
     let pusher = Arc::new(PushService {
         store: store.clone(),

@@ -29,7 +29,17 @@ WEBHOOK_TABLE = {
 FUNCTIONS = {
     "ShopifyWebhookFunction": {
         "binary": "shopify-webhook",
-        "grants": WEBHOOK_TABLE,
+        # SendMessage: orders due for automatic placement are queued, never placed in the webhook.
+        "grants": WEBHOOK_TABLE | {("PlaceQueue", frozenset({"sqs:SendMessage"}))},
+    },
+    "OrderPlacerFunction": {
+        "binary": "order-placer",
+        "grants": {
+            # Conditional claims and outcomes of orders, AliExpress order ownership, mappings, tokens.
+            ("OrdersTable", frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                       "dynamodb:Query"})),
+            ("PlaceQueue", frozenset(CONSUME)),
+        },
     },
     "ShopifyEventBridgeFunction": {
         "binary": "shopify-eventbridge",
@@ -347,7 +357,8 @@ def test_dead_letter_queues_and_function_errors_are_alarmed(t):
         assert p["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
     dlqs = {ref_target(props(t, q)["RedrivePolicy"]["deadLetterTargetArn"])
             for q in resources(t, "AWS::SQS::Queue") if "RedrivePolicy" in props(t, q)}
-    assert dlqs == {"TrackingDeadLetterQueue", "PollerContinuationDeadLetterQueue", "ShopifyEventDeadLetterQueue"}
+    assert dlqs == {"TrackingDeadLetterQueue", "PollerContinuationDeadLetterQueue", "ShopifyEventDeadLetterQueue",
+                    "PlaceDeadLetterQueue"}
     for dlq in dlqs:
         key = ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dlq)
         assert key in watched, f"no alarm on {dlq}"

@@ -24,7 +24,7 @@
 //! Both binaries are built from this crate and share everything but their `main`.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use dropsync_app::webhook::{WebhookError, WebhookService};
+use dropsync_app::webhook::{Outcome, WebhookError, WebhookService};
 use dropsync_shopify::admin::ShopifyAdmin;
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
@@ -55,6 +55,34 @@ pub async fn handle_http<A: ShopifyAdmin>(svc: &WebhookService<A>, req: Request)
     // HeaderMap lookups are case-insensitive; a repeated header counts by its first value.
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match svc.handle_http(get, req.body().as_ref()).await {
+        Ok(_) => json(StatusCode::OK, serde_json::json!({"ok": true})),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// The 405 for anything but POST, or `None` for a POST.
+pub fn post_only(req: &Request) -> Option<Response<Body>> {
+    if req.method() == Method::POST {
+        return None;
+    }
+    let mut res = json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        serde_json::json!({"error": "method not allowed"}),
+    );
+    res.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+    Some(res)
+}
+
+/// A case-insensitive lookup of the request's headers (a repeated header counts by its first
+/// value), as the webhook service reads them.
+pub fn header_lookup<'r>(req: &'r Request) -> impl Fn(&str) -> Option<&'r str> + 'r {
+    move |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The HTTP answer to a delivery's outcome.
+pub fn respond(outcome: Result<Outcome, WebhookError>) -> Response<Body> {
+    match outcome {
         Ok(_) => json(StatusCode::OK, serde_json::json!({"ok": true})),
         Err(e) => error_response(&e),
     }

@@ -2,8 +2,10 @@
 //! are built at cold start from a credentials file, or on the first invocation from the secret
 //! (see `wiring::Deferred`).
 
+use dropsync_app::auto_place::{SqsPlaceQueue, deliver_and_queue};
 use dropsync_app::webhook::WebhookService;
 use dropsync_app::{Config, Credentials, init_logging, wiring};
+use dropsync_shopify_webhook::{header_lookup, post_only, respond};
 use lambda_http::{Error, Request, service_fn};
 use std::sync::Arc;
 
@@ -28,11 +30,26 @@ async fn main() -> Result<(), Error> {
         })
     };
     deferred.eager_unless_secret(&config).await?;
+    // Automatic placement: orders due are only queued here (PLACE_QUEUE_URL, optional).
+    let place_queue = std::env::var("PLACE_QUEUE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map(|url| Arc::new(SqsPlaceQueue::from_sdk(&aws, url)));
     lambda_http::run(service_fn(move |req: Request| {
-        let deferred = deferred.clone();
+        let (deferred, place_queue) = (deferred.clone(), place_queue.clone());
         async move {
             Ok::<_, Error>(match deferred.get().await {
-                Ok(svc) => dropsync_shopify_webhook::handle_http(&svc, req).await,
+                // With a placement queue, due orders are queued after the delivery is applied.
+                // This call lives here, not in the crate's library, so that the EventBridge
+                // binary (which shares the library) cannot reach the queue send.
+                Ok(svc) => match (&place_queue, post_only(&req)) {
+                    (_, Some(refused)) => refused,
+                    (Some(queue), None) => respond(
+                        deliver_and_queue(&svc, &**queue, header_lookup(&req), req.body().as_ref())
+                            .await,
+                    ),
+                    (None, None) => dropsync_shopify_webhook::handle_http(&svc, req).await,
+                },
                 Err(e) => dropsync_shopify_webhook::unavailable(&*e),
             })
         }

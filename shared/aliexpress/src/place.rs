@@ -61,12 +61,22 @@ pub struct AeProduct {
     pub store_id: Option<u64>,
     pub store_name: Option<String>,
     pub skus: Vec<AeSku>,
+    /// `ae_item_base_info_dto.product_status_type`: `onSelling` while it can be bought; other
+    /// values (`offline`, `auditing`, `editingRequired`) mean it cannot be ordered now.
+    pub status: Option<String>,
 }
 
 impl AeProduct {
     /// The SKU with this id.
     pub fn sku(&self, sku_id: &str) -> Option<&AeSku> {
         self.skus.iter().find(|s| s.sku_id == sku_id)
+    }
+
+    /// Whether the product can be ordered: on sale, or of a status AliExpress did not say.
+    pub fn on_sale(&self) -> bool {
+        self.status
+            .as_deref()
+            .is_none_or(|s| s.eq_ignore_ascii_case("onSelling"))
     }
 }
 
@@ -329,6 +339,7 @@ struct ProductWire {
 struct BaseWire {
     subject: LenientString,
     product_id: LenientU64,
+    product_status_type: LenientString,
 }
 
 #[derive(Deserialize, Default)]
@@ -433,6 +444,7 @@ pub fn parse_product_get(body: &[u8], product_id: u64) -> Result<ProductAnswer, 
         store_id: wire.ae_store_info.store_id.0,
         store_name: wire.ae_store_info.store_name.0,
         skus,
+        status: wire.ae_item_base_info_dto.product_status_type.0,
     }))
 }
 

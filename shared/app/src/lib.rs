@@ -3,6 +3,7 @@
 //! — each generic over the narrow ports it talks through (AliExpress, Shopify Admin, the queue).
 
 pub mod ae_pace;
+pub mod auto_place;
 pub mod config;
 pub mod connect;
 pub mod credentials;

@@ -338,6 +338,70 @@ impl<P: AliExpressPlacing, S: AddressSource> PlaceService<P, S> {
         }
     }
 
+    /// Asks `ds.product.get` again for every item of the group: the `sku_attr` of each item as
+    /// AliExpress describes it now, or a definitive failure when a product was taken offline,
+    /// is no longer sold to the country, or no longer has the mapped SKU.
+    async fn current_sku_attrs(
+        &self,
+        group: &SellerGroup,
+        country: &str,
+    ) -> Result<Result<Vec<String>, Failure>, PlaceError> {
+        let mut products: BTreeMap<u64, dropsync_aliexpress::AeProduct> = BTreeMap::new();
+        let mut out = Vec::with_capacity(group.items.len());
+        for item in &group.items {
+            if let std::collections::btree_map::Entry::Vacant(slot) =
+                products.entry(item.product_id)
+            {
+                match self
+                    .ae
+                    .product_get(item.product_id, country)
+                    .await
+                    .map_err(PlaceError::Ae)?
+                {
+                    ProductAnswer::Found(p) if p.on_sale() => {
+                        slot.insert(p);
+                    }
+                    ProductAnswer::Found(p) => {
+                        return Ok(Err(Failure::new(
+                            "PRODUCT_UNAVAILABLE",
+                            &format!(
+                                "AliExpress product {} is not on sale any more (status {})",
+                                item.product_id,
+                                p.status.as_deref().unwrap_or("unknown")
+                            ),
+                        )));
+                    }
+                    ProductAnswer::Refused { code, message } => {
+                        return Ok(Err(Failure::new(
+                            "PRODUCT_UNAVAILABLE",
+                            &format!(
+                                "AliExpress product {} cannot be ordered to {country}: {code} {message}",
+                                item.product_id
+                            ),
+                        )));
+                    }
+                }
+            }
+            let sku = products
+                .get(&item.product_id)
+                .and_then(|p| p.sku(&item.sku_id));
+            match sku {
+                Some(sku) if !sku.sku_attr.is_empty() => out.push(sku.sku_attr.clone()),
+                Some(_) => out.push(item.sku_attr.clone()),
+                None => {
+                    return Ok(Err(Failure::new(
+                        "SKU_CHANGED",
+                        &format!(
+                            "SKU {} is no longer a SKU of AliExpress product {}",
+                            item.sku_id, item.product_id
+                        ),
+                    )));
+                }
+            }
+        }
+        Ok(Ok(out))
+    }
+
     /// The shipping method of each item: the mapping's, else the cheapest option to the
     /// country. `Err(Failure)` when an item has none.
     async fn shipping_methods(
@@ -391,9 +455,16 @@ impl<P: AliExpressPlacing, S: AddressSource> PlaceService<P, S> {
         mappings: &BTreeMap<u64, VariantMapping>,
     ) -> Result<(), PlaceError> {
         let seller = group.seller_id;
-        let methods = self
-            .shipping_methods(group, &address.country, mappings)
-            .await?;
+        // The mapping was checked when it was stored; the product may have gone since. A check
+        // now turns "the supplier took it down" into plain advice instead of a create that fails
+        // with an opaque code (or, worse, buys a different SKU under the old attributes).
+        let methods = match self.current_sku_attrs(group, &address.country).await? {
+            Err(failure) => Err(failure),
+            Ok(attrs) => self
+                .shipping_methods(group, &address.country, mappings)
+                .await?
+                .map(|methods| methods.into_iter().zip(attrs).collect::<Vec<_>>()),
+        };
 
         // The claim: one conditional write; a lost race re-decides from what is stored now.
         let mut claimed: Option<Claim> = None;
@@ -438,10 +509,10 @@ impl<P: AliExpressPlacing, S: AddressSource> PlaceService<P, S> {
                         .items
                         .iter()
                         .zip(methods)
-                        .map(|(i, m)| PlaceItem {
+                        .map(|(i, (m, sku_attr))| PlaceItem {
                             product_id: i.product_id,
                             count: i.count,
-                            sku_attr: i.sku_attr.clone(),
+                            sku_attr,
                             logistics_service_name: m,
                         })
                         .collect(),

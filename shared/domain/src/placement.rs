@@ -65,6 +65,9 @@ pub fn advice_for(code: &str) -> &'static str {
         "NO_SHIPPING_METHOD" | "DELIVERY_METHOD_NOT_EXIST" => {
             "No usable shipping method to this country. Choose a shipping method for the mapping (a code from AliExpress' shipping options, e.g. CAINIAO_STANDARD) or map a supplier that ships there, then place the order again."
         }
+        "PRODUCT_UNAVAILABLE" => {
+            "The supplier took this product down, or no longer ships it to this country. Map the variant to another AliExpress product (Mappings), then place the order again."
+        }
         "SKU_CHANGED" => {
             "The supplier changed or removed this SKU. Map the variant again (Mappings), then place the order again."
         }

@@ -267,3 +267,29 @@ impl Store {
         }
     }
 }
+
+/// `(order id, AliExpress order id)` for every AliExpress order an order item may own: its
+/// supplier orders and its placed placements. An item that does not decode owns nothing here
+/// (its ids, if any, stay owned: refusing a second link is the safe side).
+pub(crate) fn owned_ids(item: &Item) -> Vec<(u64, u64)> {
+    let Ok((order, _)) = crate::codec::decode_order(item) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<u64> = order
+        .supplier_orders
+        .iter()
+        .map(|so| so.ae_order_id)
+        .collect();
+    for p in &order.placements {
+        if let dropsync_domain::placement::PlacementState::Placed {
+            aliexpress_order_ids,
+            ..
+        } = &p.state
+        {
+            ids.extend(aliexpress_order_ids.iter().copied());
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter().map(|ae| (order.id, ae)).collect()
+}

@@ -238,7 +238,8 @@ impl Store {
     }
 
     /// Deletes everything dropsync holds about a shop (`shop/redact`): its orders, in every
-    /// tab, its product mappings, and its record. Returns how many orders were deleted.
+    /// tab, the ownership of the AliExpress order ids they hold, its product mappings, and its
+    /// record. Returns how many orders were deleted.
     pub async fn delete_shop_data(&self, shop: &ShopDomain) -> Result<u64, StoreError> {
         let mut deleted = 0u64;
         for status in OrderStatus::ALL {
@@ -250,7 +251,6 @@ impl Store {
                     .index_name("gsi2")
                     .key_condition_expression("gsi2pk = :p")
                     .expression_attribute_values(":p", s(tab_pk(shop, status)))
-                    .projection_expression("pk, sk")
                     .limit(25)
                     .send()
                     .await
@@ -259,6 +259,12 @@ impl Store {
                     break;
                 }
                 let mut requests = Vec::new();
+                // The AliExpress order ids these orders own live under keys of their own.
+                let owned: Vec<(u64, u64)> = page
+                    .items()
+                    .iter()
+                    .flat_map(crate::placing::owned_ids)
+                    .collect();
                 for item in page.items() {
                     let key: Item = item
                         .iter()
@@ -282,6 +288,10 @@ impl Store {
                         .await
                         .map_err(error::sdk)?;
                     pending = out.unprocessed_items().cloned();
+                }
+                for (order_id, ae_order_id) in owned {
+                    self.release_aliexpress_order(shop, order_id, ae_order_id)
+                        .await?;
                 }
             }
         }

@@ -1418,6 +1418,8 @@ class AliExpressSandbox:
             "freight": freight,
             "not_sold_to": [str(c) for c in body.get("not_sold_to", [])],
             "no_delivery_to": [str(c) for c in body.get("no_delivery_to", [])],
+            # product_status_type: "onSelling", or "offline" once the seller takes it down.
+            "status": str(body.get("status", "onSelling")),
         }
         self.products[pid] = product
         return product
@@ -1499,7 +1501,7 @@ class AliExpressSandbox:
             "result": {
                 "ae_item_sku_info_dtos": {"ae_item_sku_info_d_t_o": skus},
                 "ae_item_base_info_dto": {"subject": product["title"], "product_id": product["product_id"],
-                                          "product_status_type": "onSelling", "currency_code": "USD"},
+                                          "product_status_type": product["status"], "currency_code": "USD"},
                 "ae_store_info": {"store_id": product["store_id"], "store_name": product["store_name"],
                                   "store_country_code": "CN"},
             },
@@ -1633,7 +1635,7 @@ class AliExpressSandbox:
             except (TypeError, ValueError):
                 raise _err_invalid_param("product_items", "product_id and product_count are numbers") from None
             product = self.products.get(pid)
-            if product is None:
+            if product is None or product["status"] != "onSelling":
                 return fail("ERROR_WHEN_BUILD_FOR_PLACE_ORDER", f"product {pid} cannot be ordered")
             sku_attr = str(it.get("sku_attr") or "")
             skus = [s for s in product["skus"] if s["sku_attr"] == sku_attr]

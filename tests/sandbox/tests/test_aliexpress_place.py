@@ -92,6 +92,21 @@ def test_an_unknown_product_is_item_id_not_found(ae):
     assert body["aliexpress_ds_product_get_response"]["rsp_code"] == "605"
 
 
+def test_a_product_taken_offline_says_so_and_cannot_be_ordered(ae):
+    c = ae.client()
+    ae.admin("POST", "/_admin/products", {"product_id": 777001, "store_id": 555001, "status": "offline",
+                                          "skus": [{"sku_id": "1", "sku_attr": "14:175"}]})
+    _, body = c.call(METHOD_PRODUCT_GET, {"product_id": "777001", "ship_to_country": "US"})
+    base = body["aliexpress_ds_product_get_response"]["result"]["ae_item_base_info_dto"]
+    assert base["product_status_type"] == "offline"
+    result = create(c, "offline-1", [item(777001, "14:175")])
+    assert result["is_success"] is False
+    assert result["error_code"] == "ERROR_WHEN_BUILD_FOR_PLACE_ORDER"
+    _, body = c.call(METHOD_PRODUCT_GET, {"product_id": str(BOTTLE), "ship_to_country": "US"})
+    base = body["aliexpress_ds_product_get_response"]["result"]["ae_item_base_info_dto"]
+    assert base["product_status_type"] == "onSelling"
+
+
 def test_freight_lists_options_and_refuses_where_it_does_not_deliver(ae):
     c = ae.client()
     req = {"productId": str(BOTTLE), "selectedSkuId": "12000037000000001", "quantity": "1", "shipToCountry": "US",

@@ -615,6 +615,131 @@ async fn a_bad_address_or_a_missing_mapping_fails_before_any_create_with_advice(
 }
 
 #[tokio::test]
+async fn a_product_taken_offline_or_a_sku_gone_since_mapping_fails_with_advice_and_creates_nothing()
+{
+    let fx = fixture().await;
+    let product = 1_005_009_000_000_000 + fastrand::u64(..1_000_000_000);
+    let seller = 2_200_000_000 + fastrand::u64(..1_000_000);
+    let skus = json!([{"sku_id": "91", "sku_attr": "14:175#Red"}, {"sku_id": "92", "sku_attr": "14:193#Blue"}]);
+    let upsert = |status: &str, skus: Value| json!({"product_id": product, "store_id": seller, "title": "Lamp", "status": status, "skus": skus});
+    sandbox_post(
+        &fx.ae_base,
+        "/_admin/products",
+        upsert("onSelling", skus.clone()),
+    )
+    .await;
+    let (red, blue) = (variant(), variant());
+    fx.map(red, product, "91").await;
+    fx.map(blue, product, "92").await;
+
+    // The seller takes the product down after it was mapped.
+    sandbox_post(
+        &fx.ae_base,
+        "/_admin/products",
+        upsert("offline", skus.clone()),
+    )
+    .await;
+    let (id, _) = fx.order(&[(red, 1)], us_address(Some("5553600000"))).await;
+    let (status, order) = fx.place(id).await;
+    assert_eq!(status, 200, "{order}");
+    assert_eq!(order["status"], "failed", "{order}");
+    assert_eq!(order["failure"]["code"], "PRODUCT_UNAVAILABLE");
+    assert!(
+        order["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&product.to_string())
+    );
+    assert!(
+        order["failure"]["advice"]
+            .as_str()
+            .unwrap()
+            .contains("Map the variant to another")
+    );
+    assert!(fx.creates(id).await.is_empty());
+
+    // Back on sale, but without the blue SKU.
+    sandbox_post(
+        &fx.ae_base,
+        "/_admin/products",
+        upsert(
+            "onSelling",
+            json!([{"sku_id": "91", "sku_attr": "14:175#Red"}]),
+        ),
+    )
+    .await;
+    let (id2, _) = fx.order(&[(blue, 1)], us_address(Some("5553600000"))).await;
+    let (_, order) = fx.place(id2).await;
+    assert_eq!(order["status"], "failed", "{order}");
+    assert_eq!(order["failure"]["code"], "SKU_CHANGED");
+    assert!(order["failure"]["message"].as_str().unwrap().contains("92"));
+    assert!(fx.creates(id2).await.is_empty());
+
+    // The first order, once the product is back, is placed with the next attempt.
+    let (_, order) = fx.place(id).await;
+    assert_eq!(order["status"], "awaiting_payment", "{order}");
+    let sent: Vec<String> = fx
+        .creates(id)
+        .await
+        .iter()
+        .map(|p| p["out_order_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sent, [format!("{id}-{seller}-2")]);
+}
+
+#[tokio::test]
+async fn shop_redaction_releases_the_aliexpress_order_ids_its_orders_owned() {
+    let fx = fixture().await;
+    let v = variant();
+    fx.map(v, BRUSH, BRUSH_SKU).await;
+    let (id, _) = fx.order(&[(v, 1)], us_address(Some("5553600000"))).await;
+    let (_, order) = fx.place(id).await;
+    assert_eq!(order["status"], "awaiting_payment", "{order}");
+    let placed: u64 = order["supplier_orders"][0]["aliexpress_order_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // A linked order owns its id too.
+    let (id2, lines2) = fx.order(&[(v, 1)], us_address(Some("5553600000"))).await;
+    let linked = 8_100_000_000_000_000 + fastrand::u64(..1_000_000_000);
+    let (status, body) = fx
+        .call(
+            "PUT",
+            &format!("/shops/{}/orders/{id2}/supplier-orders", fx.shop),
+            json!({"aliexpress_order_id": linked.to_string(), "line_item_ids": [lines2[0].to_string()]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let other = ShopDomain::parse(&format!("other-{:x}.myshopify.com", fastrand::u64(..))).unwrap();
+    assert!(matches!(
+        fx.store
+            .claim_aliexpress_order(&other, 1, placed)
+            .await
+            .unwrap(),
+        dropsync_store::Ownership::Elsewhere { .. }
+    ));
+
+    fx.store.delete_shop_data(&fx.shop).await.unwrap();
+
+    // Nothing of the shop is left to own them: the ids are free again.
+    assert!(matches!(
+        fx.store
+            .claim_aliexpress_order(&other, 1, placed)
+            .await
+            .unwrap(),
+        dropsync_store::Ownership::Claimed
+    ));
+    assert!(matches!(
+        fx.store
+            .claim_aliexpress_order(&other, 2, linked)
+            .await
+            .unwrap(),
+        dropsync_store::Ownership::Claimed
+    ));
+}
+
+#[tokio::test]
 async fn bulk_placement_answers_each_order_independently() {
     let fx = fixture().await;
     let v = variant();
@@ -734,6 +859,191 @@ async fn placement_latency_and_aliexpress_calls_per_placed_order_are_reported() 
         p(0.50),
         p(0.99)
     );
-    // One freight.query (no shipping method on the mapping) and one order.create.
-    assert_eq!(calls, 2 * n as u64);
+    // One product.get (the product may have gone since it was mapped), one freight.query (no
+    // shipping method on the mapping) and one order.create.
+    assert_eq!(calls, 3 * n as u64);
+}
+
+/// A paid order's `orders/create` webhook, signed for the fixture's shop, for the sandbox order
+/// `id` with `lines` `(line item id, variant id)`.
+fn paid_delivery(fx: &Fx, id: u64, lines: &[(u64, u64)]) -> lambda_http::Request {
+    let mut body = crate::webhook_support::order(
+        id,
+        5,
+        "paid",
+        &lines.iter().map(|(l, _)| (*l, 1)).collect::<Vec<_>>(),
+    );
+    for (i, (_, variant)) in lines.iter().enumerate() {
+        body["line_items"][i]["variant_id"] = json!(variant);
+    }
+    let raw = body.to_string().into_bytes();
+    let headers =
+        crate::webhook_support::signed_headers("orders/create", fx.shop.as_str(), "s", &raw);
+    crate::webhook_support::request("POST", &headers, &raw)
+}
+
+impl Fx {
+    /// A paid order in the Shopify sandbox only (dropsync learns of it by its webhook).
+    async fn sandbox_order(&self, variants: &[u64]) -> (u64, Vec<(u64, u64)>) {
+        let items: Vec<Value> = variants
+            .iter()
+            .map(|v| json!({"variant_id": v, "quantity": 1, "price": "20.00"}))
+            .collect();
+        let created = sandbox_post(
+            &shopify_sandbox(),
+            "/_admin/orders",
+            json!({"shop": self.shop.as_str(), "order": {"line_items": items, "financial_status": "paid",
+                   "shipping_address": us_address(Some("5553600000"))}}),
+        )
+        .await;
+        let id = created["order"]["id"].as_u64().unwrap();
+        let lines = created["order"]["line_items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(variants)
+            .map(|(li, v)| (li["id"].as_u64().unwrap(), *v))
+            .collect();
+        (id, lines)
+    }
+
+    async fn set_auto_place(&self, on: bool) {
+        let (status, body) = self
+            .call(
+                "PUT",
+                &format!("/shops/{}/settings", self.shop),
+                json!({"notify_customer": true, "auto_place": on}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["auto_place"], on);
+    }
+}
+
+/// One HTTPS delivery as the webhook function answers it with a placement queue.
+async fn deliver(
+    svc: &dropsync_app::webhook::WebhookService<AdminClient>,
+    queue: &dropsync_app::auto_place::SqsPlaceQueue,
+    req: lambda_http::Request,
+) -> lambda_http::Response<lambda_http::Body> {
+    use dropsync_shopify_webhook::{header_lookup, post_only, respond};
+    if let Some(refused) = post_only(&req) {
+        return refused;
+    }
+    respond(
+        dropsync_app::auto_place::deliver_and_queue(
+            svc,
+            queue,
+            header_lookup(&req),
+            req.body().as_ref(),
+        )
+        .await,
+    )
+}
+
+/// Everything waiting in the queue, as the SQS event Lambda would hand the order placer.
+async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> aws_lambda_events::event::sqs::SqsEvent {
+    let mut records = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        if out.messages().is_empty() {
+            break;
+        }
+        for m in out.messages() {
+            records.push(
+                json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
+                                "body": m.body(), "attributes": {}, "messageAttributes": {},
+                                "eventSource": "aws:sqs"}),
+            );
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+#[tokio::test]
+async fn with_auto_place_on_a_paid_mapped_order_is_queued_by_its_webhook_and_placed_by_the_order_placer()
+ {
+    let fx = fixture().await;
+    let conf = aws_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    let url = sqs
+        .create_queue()
+        .queue_name(unique("auto-place-q"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let queue = dropsync_app::auto_place::SqsPlaceQueue::new(sqs.clone(), url.clone());
+    let webhooks = dropsync_app::webhook::WebhookService {
+        store: fx.store.clone(),
+        credentials: fx.credentials.clone(),
+        admin: Some(fx.admin.clone()),
+    };
+    let placer = fx.api.place.clone().unwrap();
+    let (bottle, case, unmapped) = (variant(), variant(), variant());
+    fx.map(bottle, BOTTLE, BOTTLE_SILVER).await;
+    fx.map(case, CASE, CASE_RED_S).await;
+
+    // Off (the default): the webhook records the order and queues nothing.
+    let (off, off_lines) = fx.sandbox_order(&[bottle]).await;
+    let res = deliver(&webhooks, &queue, paid_delivery(&fx, off, &off_lines)).await;
+    assert_eq!(res.status(), 200);
+    assert!(drain(&sqs, &url).await.records.is_empty());
+
+    fx.set_auto_place(true).await;
+    // On, but an item has no mapping: not queued, and not a failure either.
+    let (partial, partial_lines) = fx.sandbox_order(&[bottle, unmapped]).await;
+    let res = deliver(
+        &webhooks,
+        &queue,
+        paid_delivery(&fx, partial, &partial_lines),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert!(drain(&sqs, &url).await.records.is_empty());
+
+    // On, every item mapped, two sellers: queued by the webhook, which itself places nothing.
+    let (id, lines) = fx.sandbox_order(&[bottle, case]).await;
+    let res = deliver(&webhooks, &queue, paid_delivery(&fx, id, &lines)).await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        fx.creates(id).await.is_empty(),
+        "nothing placed inside the webhook"
+    );
+    let event = drain(&sqs, &url).await;
+    assert_eq!(event.records.len(), 1);
+    let again = event.clone();
+    let response = dropsync_order_placer::handle(&*placer, &fx.store, event).await;
+    assert!(response.batch_item_failures.is_empty());
+    let order = fx.store.get_order(&fx.shop, id).await.unwrap().unwrap();
+    assert_eq!(
+        order.order.status,
+        dropsync_domain::OrderStatus::AwaitingPayment
+    );
+    assert_eq!(fx.created_orders(id).await, 2, "one create per seller");
+    // A second delivery of the same message places nothing more.
+    let response = dropsync_order_placer::handle(&*placer, &fx.store, again).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(fx.creates(id).await.len(), 2);
+
+    for other in [off, partial] {
+        let o = fx.store.get_order(&fx.shop, other).await.unwrap().unwrap();
+        assert_eq!(o.order.status, dropsync_domain::OrderStatus::AwaitingOrder);
+        assert!(o.order.placements.is_empty() && fx.creates(other).await.is_empty());
+    }
 }

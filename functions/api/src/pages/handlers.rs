@@ -15,9 +15,9 @@ use tracing::{info, warn};
 
 const PAGE_SIZE: i32 = 50;
 
-/// Automatic placing (the `auto_place` setting) is stored but nothing triggers it yet, so the
-/// setting is shown switched off with a note.
-pub const AUTO_PLACING_AVAILABLE: bool = false;
+/// Automatic placing (the `auto_place` setting): paid, fully mapped orders are queued by the
+/// webhook and placed by the order placer. The form shows and saves the setting.
+pub const AUTO_PLACING_AVAILABLE: bool = true;
 
 impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
     pub(super) async fn shops_page(
@@ -481,6 +481,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                 .collect::<Vec<_>>()
                 .join("\n"),
             auto_place_available: AUTO_PLACING_AVAILABLE,
+            auto_place: rec.settings.auto_place,
         };
         Ok(Outcome::Page(render(&page)?))
     }
@@ -493,6 +494,9 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
         let back = format!("/app/shops/{shop}/settings");
         let mut settings = self.store.get_shop(shop).await?.settings;
         settings.notify_customer = field(fields, "notify_customer").is_some();
+        if AUTO_PLACING_AVAILABLE {
+            settings.auto_place = field(fields, "auto_place").is_some();
+        }
         if let Some(t) = field(fields, "tracking_url_template") {
             settings.tracking_url_template = t.trim().to_owned();
         }

@@ -621,6 +621,7 @@ pub struct SettingsPage {
     pub tracking_url_template: String,
     pub carrier_mapping: String,
     pub auto_place_available: bool,
+    pub auto_place: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -261,3 +261,20 @@ fn arbitrary_bytes_never_panic_the_placement_parsers() {
         let _ = parse_product_get(body, 1);
     }
 }
+
+#[test]
+fn a_product_taken_offline_is_found_but_not_on_sale() {
+    let body = r#"{"aliexpress_ds_product_get_response":{"result":{
+      "ae_item_sku_info_dtos":{"ae_item_sku_info_d_t_o":[{"sku_id":"1","sku_attr":"14:175","offer_sale_price":"1.00"}]},
+      "ae_item_base_info_dto":{"subject":"Gone","product_id":7,"product_status_type":"offline"},
+      "ae_store_info":{"store_id":9}},"rsp_code":"200","request_id":"x"}}"#;
+    let ProductAnswer::Found(p) = parse_product_get(body.as_bytes(), 7).unwrap() else {
+        panic!("not found")
+    };
+    assert_eq!(p.status.as_deref(), Some("offline"));
+    assert!(!p.on_sale());
+    let ProductAnswer::Found(on) = parse_product_get(PRODUCT_GET.as_bytes(), 1).unwrap() else {
+        panic!("not found")
+    };
+    assert!(on.on_sale());
+}
