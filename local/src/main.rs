@@ -28,7 +28,7 @@ struct Local {
 impl server::Handler for Local {
     async fn call(&self, req: Request) -> Response<Body> {
         if req.uri().path().trim_end_matches('/') == "/webhooks/shopify" {
-            dropsync_shopify_webhook::handle_http(&self.webhook, req).await
+            dropsync_shopify_webhook::handle_request(&self.webhook, req).await
         } else {
             self.api.handle(req).await
         }

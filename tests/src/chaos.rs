@@ -301,7 +301,7 @@ struct Local {
 impl Handler for Local {
     async fn call(&self, req: lambda_http::Request) -> lambda_http::Response<lambda_http::Body> {
         if req.uri().path().trim_end_matches('/') == "/webhooks/shopify" {
-            dropsync_shopify_webhook::handle_http(&self.webhook, req).await
+            dropsync_shopify_webhook::handle_request(&self.webhook, req).await
         } else {
             self.api.handle(req).await
         }

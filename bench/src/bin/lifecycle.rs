@@ -63,7 +63,7 @@ impl Handler for Local {
     async fn call(&self, req: lambda_http::Request) -> lambda_http::Response<lambda_http::Body> {
         let t = Instant::now();
         if req.uri().path() == "/webhooks/shopify" {
-            let res = dropsync_shopify_webhook::handle_http(&self.webhook, req).await;
+            let res = dropsync_shopify_webhook::handle_request(&self.webhook, req).await;
             self.webhook_ns
                 .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             res

@@ -6,10 +6,10 @@
 //! cargo bench -p dropsync-shopify-webhook --bench webhook
 //! ```
 //!
-//! The UpdateItem's attribute map itself is built inside `Store::apply_shopify` by private
+//! The UpdateItem's attribute map itself is built inside `Store::save_shopify_facts` by private
 //! functions (`codec::shopify_attrs`), so it cannot be timed without a network call. What is
 //! timed in its place is the work that dominates it: `Order::from_shopify` (which
-//! `apply_shopify` calls first) and the JSON encoding of the line items and tracking numbers,
+//! `save_shopify_facts` calls first) and the JSON encoding of the line items and tracking numbers,
 //! which `shopify_attrs` stores as two string attributes. The remaining few `AttributeValue`s
 //! and the expression strings are a handful of small allocations.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark, not an input path

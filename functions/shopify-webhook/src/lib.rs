@@ -41,7 +41,10 @@ fn json(status: StatusCode, body: serde_json::Value) -> Response<Body> {
 }
 
 /// Answers one HTTPS delivery.
-pub async fn handle_http<A: ShopifyAdmin>(svc: &WebhookService<A>, req: Request) -> Response<Body> {
+pub async fn handle_request<A: ShopifyAdmin>(
+    svc: &WebhookService<A>,
+    req: Request,
+) -> Response<Body> {
     if req.method() != Method::POST {
         let mut res = json(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -54,7 +57,7 @@ pub async fn handle_http<A: ShopifyAdmin>(svc: &WebhookService<A>, req: Request)
     let headers = req.headers();
     // HeaderMap lookups are case-insensitive; a repeated header counts by its first value.
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    match svc.handle_http(get, req.body().as_ref()).await {
+    match svc.handle_signed_delivery(get, req.body().as_ref()).await {
         Ok(_) => json(StatusCode::OK, serde_json::json!({"ok": true})),
         Err(e) => error_response(&e),
     }

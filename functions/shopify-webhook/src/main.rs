@@ -48,7 +48,7 @@ async fn main() -> Result<(), Error> {
                         deliver_and_queue(&svc, &**queue, header_lookup(&req), req.body().as_ref())
                             .await,
                     ),
-                    (None, None) => dropsync_shopify_webhook::handle_http(&svc, req).await,
+                    (None, None) => dropsync_shopify_webhook::handle_request(&svc, req).await,
                 },
                 Err(e) => dropsync_shopify_webhook::unavailable(&*e),
             })

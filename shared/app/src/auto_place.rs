@@ -140,7 +140,7 @@ pub async fn deliver_and_queue<'h, A: ShopifyAdmin, Q: PlaceQueue>(
     body: &[u8],
 ) -> Result<Outcome, WebhookError> {
     let shop = header("x-shopify-shop-domain").and_then(|s| ShopDomain::parse(s).ok());
-    let outcome = svc.handle_http(header, body).await?;
+    let outcome = svc.handle_signed_delivery(header, body).await?;
     if let Outcome::Order(
         ShopifyApplied::Created(OrderStatus::AwaitingOrder)
         | ShopifyApplied::Updated(OrderStatus::AwaitingOrder),

@@ -7,7 +7,7 @@
 //! - lists the shop's orders with `updated_at >= watermark`, oldest update first, 50 a page
 //!   (ids and `updatedAt` only: about one cost point per order);
 //! - re-fetches in full only the orders dropsync holds an older version of, or none, and applies
-//!   them with [`Store::apply_shopify`], the webhook's conditional write (so a webhook arriving at
+//!   them with [`Store::save_shopify_facts`], the webhook's conditional write (so a webhook arriving at
 //!   the same time, or a second run, cannot duplicate or regress anything);
 //! - moves the watermark to the `updatedAt` of the last order handled, in list order: never past
 //!   one that was not applied. The next run lists from there again (`>=`: orders sharing that
@@ -251,7 +251,7 @@ impl<A: ShopifyAdmin> ReconcileService<A> {
                     {
                         let applied = self
                             .store
-                            .apply_shopify(shop, id, facts, SOURCE, now_ms())
+                            .save_shopify_facts(shop, id, facts, SOURCE, now_ms())
                             .await?;
                         if applied != ShopifyApplied::Stale {
                             report.changed += 1;

@@ -101,7 +101,7 @@ fn header_error(e: HeaderError) -> WebhookError {
 impl<A: ShopifyAdmin> WebhookService<A> {
     /// An HTTPS delivery: `header` is a case-insensitive lookup of the request's headers and
     /// `body` the exact bytes received. The signature is checked before the body is parsed.
-    pub async fn handle_http<'h>(
+    pub async fn handle_signed_delivery<'h>(
         &self,
         header: impl Fn(&str) -> Option<&'h str>,
         body: &[u8],
@@ -221,7 +221,7 @@ impl<A: ShopifyAdmin> WebhookService<A> {
                 Ok(Some((id, facts))) => {
                     let applied = self
                         .store
-                        .apply_shopify(
+                        .save_shopify_facts(
                             shop,
                             id,
                             facts,
@@ -274,7 +274,7 @@ impl<A: ShopifyAdmin> WebhookService<A> {
                 }
                 let applied = self
                     .store
-                    .apply_shopify(shop, parsed.id, parsed.facts, topic.as_str(), now_ms())
+                    .save_shopify_facts(shop, parsed.id, parsed.facts, topic.as_str(), now_ms())
                     .await?;
                 info!(shop = %shop, order_id = parsed.id, topic = topic.as_str(), outcome = ?applied, "order event");
                 Ok(Outcome::Order(applied))

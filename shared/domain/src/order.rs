@@ -443,7 +443,7 @@ impl Order {
     /// Replaces the Shopify facts when the event is newer than what is stored, or joins them when
     /// it is from the same second ([`ShopifyFacts::join_same_instant`]). Returns whether anything
     /// was applied.
-    pub fn apply_shopify(&mut self, facts: ShopifyFacts) -> bool {
+    pub fn merge_shopify_facts(&mut self, facts: ShopifyFacts) -> bool {
         if facts.updated_at_ms == self.shopify.updated_at_ms {
             return self.shopify.join_same_instant(&facts);
         }
@@ -797,10 +797,10 @@ mod tests {
         let mut o = Order::from_shopify(shop(), 1, facts("pending", &[(1, 1)]), "t", 0);
         let mut newer = facts("paid", &[(1, 1)]);
         newer.updated_at_ms = 2_000;
-        assert!(o.apply_shopify(newer.clone()));
-        assert!(!o.apply_shopify(newer));
+        assert!(o.merge_shopify_facts(newer.clone()));
+        assert!(!o.merge_shopify_facts(newer));
         let stale = facts("pending", &[(1, 1)]);
-        assert!(!o.apply_shopify(stale));
+        assert!(!o.merge_shopify_facts(stale));
         assert_eq!(o.shopify.financial_status, FinancialStatus::Paid);
     }
 

@@ -134,14 +134,14 @@ fn apply(order: &mut Order, e: &Event, t: i64) -> bool {
             let mut facts = order.shopify.clone();
             facts.financial_status = FinancialStatus::parse(f);
             facts.updated_at_ms = t;
-            order.apply_shopify(facts);
+            order.merge_shopify_facts(facts);
             order.recompute_status("orders/updated", t);
         }
         Event::Cancel => {
             let mut facts = order.shopify.clone();
             facts.cancelled = true;
             facts.updated_at_ms = t;
-            order.apply_shopify(facts);
+            order.merge_shopify_facts(facts);
             order.recompute_status("orders/cancelled", t);
         }
         Event::FulfilledInShopify(i) => {
@@ -150,7 +150,7 @@ fn apply(order: &mut Order, e: &Event, t: i64) -> bool {
                 li.fulfilled_quantity = li.quantity;
             }
             facts.updated_at_ms = t;
-            order.apply_shopify(facts);
+            order.merge_shopify_facts(facts);
             order.recompute_status("orders/fulfilled", t);
         }
         Event::Link(lines) => {

@@ -150,7 +150,7 @@ impl Store {
     /// condition drops it unless it is newer than what is stored. When the order already has
     /// supplier-side state (or a status the Shopify facts alone cannot decide), the failed
     /// condition returns the stored item and the event is merged into it with a versioned write.
-    pub async fn apply_shopify(
+    pub async fn save_shopify_facts(
         &self,
         shop: &ShopDomain,
         id: u64,
@@ -283,7 +283,7 @@ impl Store {
         let mut applied = false;
         let out = self
             .update_order(shop, id, |order| {
-                applied = order.apply_shopify(facts.clone());
+                applied = order.merge_shopify_facts(facts.clone());
                 if applied {
                     order.recompute_status(cause, now_ms);
                 }

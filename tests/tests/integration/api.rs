@@ -147,7 +147,7 @@ impl Fixture {
         let mut f = facts(financial, 10, &[(id * 10 + 1, 1), (id * 10 + 2, 2)]);
         f.created_at_ms = created;
         self.store
-            .apply_shopify(shop, id, f, "orders/create", 1)
+            .save_shopify_facts(shop, id, f, "orders/create", 1)
             .await
             .unwrap();
     }
@@ -245,7 +245,7 @@ async fn a_tab_of_250_orders_pages_newest_first_with_no_duplicates_or_gaps() {
                 let mut f = facts("paid", 10, &[(i * 10 + 1, 1)]);
                 f.created_at_ms = 1_000_000 + i as i64;
                 store
-                    .apply_shopify(&a, 1000 + i, f, "orders/create", 1)
+                    .save_shopify_facts(&a, 1000 + i, f, "orders/create", 1)
                     .await
                     .unwrap();
             }
@@ -639,7 +639,7 @@ async fn the_attention_list_shows_only_orders_needing_the_merchant_with_reasons_
     };
     for id in 1..=3u64 {
         fx.store
-            .apply_shopify(&fx.a, id, cancel(id), "orders/cancelled", 2)
+            .save_shopify_facts(&fx.a, id, cancel(id), "orders/cancelled", 2)
             .await
             .unwrap();
     }
@@ -651,7 +651,7 @@ async fn the_attention_list_shows_only_orders_needing_the_merchant_with_reasons_
         201
     );
     fx.store
-        .apply_shopify(&fx.b, 9, cancel(9), "orders/cancelled", 2)
+        .save_shopify_facts(&fx.b, 9, cancel(9), "orders/cancelled", 2)
         .await
         .unwrap();
 

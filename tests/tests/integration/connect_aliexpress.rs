@@ -212,7 +212,7 @@ async fn linked_order(fx: &Fx, shop: &dropsync_domain::ShopDomain) -> u64 {
     let line = order_id + 2;
     let now = dropsync_app::now_ms();
     fx.store
-        .apply_shopify(
+        .save_shopify_facts(
             shop,
             order_id,
             facts("paid", now, &[(line, 1)]),

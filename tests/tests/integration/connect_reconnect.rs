@@ -129,7 +129,7 @@ async fn a_revoked_refresh_token_makes_the_push_wait_and_after_a_reconnect_it_la
     .await;
     let now = now_ms();
     fx.store
-        .apply_shopify(
+        .save_shopify_facts(
             &fx.shop,
             order_id,
             facts("paid", now, &[(line, 1)]),

@@ -220,7 +220,7 @@ impl Fx {
             fulfillment_tracking: vec![],
         };
         self.store
-            .apply_shopify(&self.shop, id, facts, "orders/create", 1)
+            .save_shopify_facts(&self.shop, id, facts, "orders/create", 1)
             .await
             .unwrap();
         (id, line_ids)

@@ -4,7 +4,7 @@
 //! Run: `.venv/bin/python tests/tools/services.py -- cargo test -p dropsync-tests --test integration pusher_flow::`.
 //! Every test has its own table, its own sandbox shops and tokens, and its own credentials. Orders
 //! are seeded the way the system does it: the Shopify facts (with the sandbox order's real ids)
-//! through `Store::apply_shopify`, the supplier order through `link_supplier_order`, and what the
+//! through `Store::save_shopify_facts`, the supplier order through `link_supplier_order`, and what the
 //! AliExpress poller saw (a tracking line) through `apply_ae_observation`, so each package is
 //! genuinely pending when its message arrives.
 #![allow(
@@ -243,7 +243,7 @@ impl World {
             .zip(quantities.iter().copied())
             .collect();
         self.store
-            .apply_shopify(
+            .save_shopify_facts(
                 &shop.domain,
                 order_id,
                 facts("paid", now_ms(), &pairs),

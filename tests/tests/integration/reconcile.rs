@@ -193,7 +193,7 @@ async fn dropped_webhooks_are_recovered_by_reconciliation_with_no_duplicate() {
             .unwrap()
             .unwrap();
         s.store
-            .apply_shopify(
+            .save_shopify_facts(
                 &s.shop,
                 id,
                 facts,

@@ -20,7 +20,7 @@ async fn a_transition_the_table_forbids_is_rejected_by_dynamodb_and_the_item_is_
     let store = fresh_store().await;
     let s = shop("forbid");
     store
-        .apply_shopify(&s, 1, facts("paid", 10, &[(1, 1)]), "orders/create", 1)
+        .save_shopify_facts(&s, 1, facts("paid", 10, &[(1, 1)]), "orders/create", 1)
         .await
         .unwrap();
     let stored = store.get_order(&s, 1).await.unwrap().unwrap();
@@ -68,7 +68,7 @@ async fn a_merchant_action_may_move_back_only_through_its_own_table() {
     let store = fresh_store().await;
     let s = shop("user");
     store
-        .apply_shopify(&s, 1, facts("paid", 10, &[(1, 1)]), "orders/create", 1)
+        .save_shopify_facts(&s, 1, facts("paid", 10, &[(1, 1)]), "orders/create", 1)
         .await
         .unwrap();
     let stored = store.get_order(&s, 1).await.unwrap().unwrap();
@@ -122,28 +122,28 @@ async fn duplicate_and_out_of_order_shopify_upserts_leave_the_newer_data_in_plac
     let store = fresh_store().await;
     let s = shop("dupes");
     let created = store
-        .apply_shopify(&s, 42, facts("pending", 100, &[(1, 2)]), "orders/create", 1)
+        .save_shopify_facts(&s, 42, facts("pending", 100, &[(1, 2)]), "orders/create", 1)
         .await
         .unwrap();
     assert_eq!(created, ShopifyApplied::Created(OrderStatus::Pending));
 
     // The same updated_at twice: the second is a no-op.
     let again = store
-        .apply_shopify(&s, 42, facts("pending", 100, &[(1, 2)]), "orders/create", 2)
+        .save_shopify_facts(&s, 42, facts("pending", 100, &[(1, 2)]), "orders/create", 2)
         .await
         .unwrap();
     assert_eq!(again, ShopifyApplied::Stale);
     let v1 = store.get_order(&s, 42).await.unwrap().unwrap().version;
 
     let paid = store
-        .apply_shopify(&s, 42, facts("paid", 300, &[(1, 2)]), "orders/paid", 3)
+        .save_shopify_facts(&s, 42, facts("paid", 300, &[(1, 2)]), "orders/paid", 3)
         .await
         .unwrap();
     assert_eq!(paid, ShopifyApplied::Updated(OrderStatus::AwaitingOrder));
 
     // An older event after a newer one changes nothing.
     let stale = store
-        .apply_shopify(
+        .save_shopify_facts(
             &s,
             42,
             facts("pending", 200, &[(1, 5)]),
@@ -175,7 +175,7 @@ async fn a_shopify_event_for_an_order_with_supplier_orders_merges_without_losing
     let store = fresh_store().await;
     let s = shop("merge");
     store
-        .apply_shopify(&s, 7, facts("paid", 100, &[(1, 1)]), "orders/create", 1)
+        .save_shopify_facts(&s, 7, facts("paid", 100, &[(1, 1)]), "orders/create", 1)
         .await
         .unwrap();
     store
@@ -187,7 +187,7 @@ async fn a_shopify_event_for_an_order_with_supplier_orders_merges_without_losing
     let mut newer = facts("paid", 200, &[(1, 1)]);
     newer.name = "#renamed".into();
     let out = store
-        .apply_shopify(&s, 7, newer, "orders/updated", 3)
+        .save_shopify_facts(&s, 7, newer, "orders/updated", 3)
         .await
         .unwrap();
     assert_eq!(out, ShopifyApplied::Updated(OrderStatus::AwaitingPayment));
@@ -200,7 +200,7 @@ async fn a_shopify_event_for_an_order_with_supplier_orders_merges_without_losing
     let mut cancel = facts("paid", 300, &[(1, 1)]);
     cancel.cancelled = true;
     store
-        .apply_shopify(&s, 7, cancel, "orders/cancelled", 4)
+        .save_shopify_facts(&s, 7, cancel, "orders/cancelled", 4)
         .await
         .unwrap();
     let now = store.get_order(&s, 7).await.unwrap().unwrap().order;
@@ -215,7 +215,7 @@ async fn fifty_racing_supplier_updates_end_in_the_furthest_state_with_nothing_lo
     let s = shop("race");
     let lines: Vec<(u64, u32)> = (1..=50).map(|i| (i, 1)).collect();
     store
-        .apply_shopify(&s, 5, facts("paid", 100, &lines), "orders/create", 1)
+        .save_shopify_facts(&s, 5, facts("paid", 100, &lines), "orders/create", 1)
         .await
         .unwrap();
     let ids: Vec<u64> = (1..=50).collect();
@@ -368,7 +368,7 @@ async fn tabs_list_newest_first_and_a_foreign_cursor_is_refused() {
         let mut f = facts("paid", 10, &[(1, 1)]);
         f.created_at_ms = 1_000 + i as i64;
         store
-            .apply_shopify(&s, 100 + i, f, "orders/create", 1)
+            .save_shopify_facts(&s, 100 + i, f, "orders/create", 1)
             .await
             .unwrap();
     }
@@ -421,12 +421,12 @@ async fn settings_dedupe_and_shop_redaction_work_per_shop() {
 
     for id in 1..=3 {
         store
-            .apply_shopify(&a, id, facts("paid", 1, &[(1, 1)]), "c", 0)
+            .save_shopify_facts(&a, id, facts("paid", 1, &[(1, 1)]), "c", 0)
             .await
             .unwrap();
     }
     store
-        .apply_shopify(&b, 1, facts("paid", 1, &[(1, 1)]), "c", 0)
+        .save_shopify_facts(&b, 1, facts("paid", 1, &[(1, 1)]), "c", 0)
         .await
         .unwrap();
     assert_eq!(store.delete_shop_data(&a).await.unwrap(), 3);
@@ -442,11 +442,11 @@ async fn a_link_begun_before_a_payment_that_was_written_first_still_reads_as_a_v
     let store = fresh_store().await;
     let s = shop("race-history");
     store
-        .apply_shopify(&s, 1, facts("pending", 10, &[(1, 1)]), "orders/create", 100)
+        .save_shopify_facts(&s, 1, facts("pending", 10, &[(1, 1)]), "orders/create", 100)
         .await
         .unwrap();
     store
-        .apply_shopify(&s, 1, facts("paid", 20, &[(1, 1)]), "orders/paid", 300)
+        .save_shopify_facts(&s, 1, facts("paid", 20, &[(1, 1)]), "orders/paid", 300)
         .await
         .unwrap();
     store

@@ -16,7 +16,7 @@ async fn an_update_decided_on_a_stale_read_redecides_on_what_is_stored_now() {
     let store = fresh_store().await;
     let s = shop("stale-read");
     store
-        .apply_shopify(&s, 1, facts("paid", 10, &[(1, 1)]), "orders/create", 1)
+        .save_shopify_facts(&s, 1, facts("paid", 10, &[(1, 1)]), "orders/create", 1)
         .await
         .unwrap();
     let stale = store.get_order(&s, 1).await.unwrap().unwrap();

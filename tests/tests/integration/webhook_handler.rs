@@ -938,7 +938,7 @@ async fn a_method_other_than_post_is_405_and_writes_nothing() {
     let headers = signed_headers("orders/create", SHOP, SECRET, &body);
     for method in ["GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"] {
         let res =
-            dropsync_shopify_webhook::handle_http(&svc, request(method, &headers, &body)).await;
+            dropsync_shopify_webhook::handle_request(&svc, request(method, &headers, &body)).await;
         assert_eq!(res.status().as_u16(), 405, "{method}");
         assert_eq!(res.headers().get("allow").unwrap(), "POST");
     }

@@ -328,7 +328,7 @@ async fn run(c: &Case) -> Result<(), TestCaseError> {
     } else {
         request(c.method, &h, &c.body)
     };
-    let res = dropsync_shopify_webhook::handle_http(svc, req).await;
+    let res = dropsync_shopify_webhook::handle_request(svc, req).await;
     let status = res.status().as_u16();
     let after = snapshot(&svc.store).await;
     prop_assert!(status < 500, "{status} for {c:?}");

@@ -25,7 +25,7 @@ struct Hook(WebhookService<AdminClient>);
 
 impl dropsync_local::server::Handler for Hook {
     async fn call(&self, req: Request) -> Response<Body> {
-        dropsync_shopify_webhook::handle_http(&self.0, req).await
+        dropsync_shopify_webhook::handle_request(&self.0, req).await
     }
 }
 

@@ -278,7 +278,7 @@ pub async fn deliver(
 }
 
 pub async fn send(svc: &WebhookService<AdminClient>, req: Request) -> (u16, Value) {
-    dropsync_tests::response_json(dropsync_shopify_webhook::handle_http(svc, req).await)
+    dropsync_tests::response_json(dropsync_shopify_webhook::handle_request(svc, req).await)
 }
 
 /// Signs `body` for `topic` with [`SECRET`] for [`SHOP`] and delivers it.
