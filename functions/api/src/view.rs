@@ -3,32 +3,27 @@
 
 use dropsync_domain::{Order, PushState};
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
 
-pub(crate) fn ms_to_rfc3339(ms: i64) -> Value {
+/// Milliseconds since the epoch as a UTC time; `None` for unset (zero or negative) timestamps and
+/// for those outside the years the formats can write.
+pub(crate) fn utc(ms: i64) -> Option<OffsetDateTime> {
     if ms <= 0 {
-        return Value::Null;
+        return None;
     }
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    // Civil-from-days (Howard Hinnant's algorithm): no date crate needed for a UTC timestamp.
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    json!(format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    ))
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+/// RFC 3339 in UTC with exactly three fraction digits, so every timestamp in the API has one
+/// width; `null` for an unset one.
+pub(crate) fn ms_to_rfc3339(ms: i64) -> Value {
+    const FORMAT: &[BorrowedFormatItem<'_>] =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    utc(ms)
+        .and_then(|t| t.format(FORMAT).ok())
+        .map_or(Value::Null, Value::String)
 }
 
 pub fn order_json(o: &Order) -> Value {
@@ -127,5 +122,7 @@ mod tests {
             ms_to_rfc3339(951_782_400_000),
             json!("2000-02-29T00:00:00.000Z")
         );
+        assert_eq!(ms_to_rfc3339(-1), Value::Null);
+        assert_eq!(ms_to_rfc3339(i64::MAX), Value::Null);
     }
 }

@@ -11,10 +11,11 @@ use crate::queue::{PushMessage, SqsQueue, TrackingQueue};
 use crate::tokens::{ProviderError, ShopTokens, connection_from_grant};
 use dropsync_aliexpress::sign::sign;
 use dropsync_domain::ShopDomain;
+use dropsync_http::encode_component as encode;
 use dropsync_shopify::admin::AdminClient;
 use dropsync_shopify::admin::subscriptions::{SubscriptionOutcome, WebhookSubscriptions};
 use dropsync_shopify::oauth::{
-    TokenClient, TokenError, encode, is_valid_shop_domain, timestamp_is_fresh, verify_query_hmac,
+    TokenClient, TokenError, is_valid_shop_domain, timestamp_is_fresh, verify_query_hmac,
 };
 use dropsync_store::connections::NONCE_TTL_MS;
 use dropsync_store::{

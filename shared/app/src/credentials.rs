@@ -198,7 +198,7 @@ impl Credentials {
             // A shop token equal to the admin token would hand every shop to that shop's
             // holder; one shared by two shops would hand each the other.
             if let Some(token) = creds.api_token.as_deref() {
-                if constant_eq(token.as_bytes(), doc.admin_token.as_bytes()) {
+                if secrets_equal(token.as_bytes(), doc.admin_token.as_bytes()) {
                     return Err(CredentialsError::Malformed(format!(
                         "{shop}: api_token must differ from admin_token"
                     )));
@@ -206,7 +206,7 @@ impl Credentials {
                 if shops.values().any(|c: &ShopCredentials| {
                     c.api_token
                         .as_deref()
-                        .is_some_and(|t| constant_eq(t.as_bytes(), token.as_bytes()))
+                        .is_some_and(|t| secrets_equal(t.as_bytes(), token.as_bytes()))
                 }) {
                     return Err(CredentialsError::Malformed(format!(
                         "{shop}: api_token is another shop's too"
@@ -251,24 +251,24 @@ impl Credentials {
 
     /// Whether `token` is the admin token (compared in constant time).
     pub fn is_admin(&self, token: &str) -> bool {
-        constant_eq(token.as_bytes(), self.admin_token.as_bytes())
+        secrets_equal(token.as_bytes(), self.admin_token.as_bytes())
     }
 
     /// Whether a bearer token may act on a shop: the admin token on every configured shop, a
     /// shop's own API token on that shop only. Compared in constant time.
     pub fn token_sees(&self, token: &str, shop: &ShopDomain) -> Access {
-        let admin = constant_eq(token.as_bytes(), self.admin_token.as_bytes());
+        let admin = secrets_equal(token.as_bytes(), self.admin_token.as_bytes());
         let own = self.shops.get(shop).and_then(|c| c.api_token.as_deref());
         let any_shop = self
             .shops
             .values()
             .filter_map(|c| c.api_token.as_deref())
-            .any(|t| constant_eq(token.as_bytes(), t.as_bytes()));
+            .any(|t| secrets_equal(token.as_bytes(), t.as_bytes()));
         if !admin && !any_shop {
             return Access::Unknown;
         }
         let sees = self.shops.contains_key(shop)
-            && (admin || own.is_some_and(|t| constant_eq(token.as_bytes(), t.as_bytes())));
+            && (admin || own.is_some_and(|t| secrets_equal(token.as_bytes(), t.as_bytes())));
         if sees {
             Access::Granted
         } else {
@@ -287,15 +287,13 @@ pub enum Access {
     Granted,
 }
 
-/// Token equality that leaks neither content nor length through timing: both sides are hashed
-/// (SHA-256, fixed 32 bytes) and the digests compared without an early exit.
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+/// Whether two secrets (tokens, signatures, CSRF values) are equal, leaking neither content nor
+/// length through timing: both sides are hashed to SHA-256's fixed 32 bytes and the digests
+/// compared in constant time.
+pub fn secrets_equal(a: &[u8], b: &[u8]) -> bool {
     use sha2::{Digest as _, Sha256};
-    let (da, db) = (Sha256::digest(a), Sha256::digest(b));
-    da.iter()
-        .zip(db.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    use subtle::ConstantTimeEq as _;
+    Sha256::digest(a).ct_eq(&Sha256::digest(b)).into()
 }
 
 impl Credentials {
@@ -489,9 +487,17 @@ mod tests {
 
     #[test]
     fn tokens_are_compared_whatever_their_lengths() {
-        assert!(constant_eq(b"abc", b"abc"));
-        assert!(!constant_eq(b"abc", b"abd"));
-        assert!(!constant_eq(b"abc", b"abcd"));
-        assert!(!constant_eq(b"", b"a"));
+        assert!(secrets_equal(b"abc", b"abc"));
+        assert!(!secrets_equal(b"abc", b"abd"));
+        assert!(!secrets_equal(b"abc", b"abcd"));
+        assert!(!secrets_equal(b"", b"a"));
+        assert!(
+            !secrets_equal(b"abcd", b"abc"),
+            "a longer guess is not a match"
+        );
+        assert!(secrets_equal(b"", b""));
+        let long = vec![b'x'; 4096];
+        assert!(secrets_equal(&long, &long.clone()));
+        assert!(!secrets_equal(&long, &long[..4095]));
     }
 }

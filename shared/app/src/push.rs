@@ -122,9 +122,7 @@ pub fn tracking_info(settings: &ShopSettings, package: &Package) -> TrackingInfo
                 .find(|c| c.eq_ignore_ascii_case(raw))
                 .map(|c| (*c).to_owned())
         });
-    let url = settings
-        .tracking_url_template
-        .replace("{number}", &url_component(&number));
+    let url = tracking_url(&settings.tracking_url_template, &number);
     TrackingInfo {
         company: mapped.or_else(|| (!raw.is_empty()).then(|| raw.to_owned())),
         number,
@@ -148,17 +146,10 @@ pub fn tracking_number_ok(number: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b' '))
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters, for a URL's query or path.
-pub fn url_component(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for b in raw.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+/// The carrier page of a tracking number: the shop's template with `{number}` filled in,
+/// percent-encoded so a number cannot change the URL's structure. The dashboard links the same URL.
+pub fn tracking_url(template: &str, number: &str) -> String {
+    template.replace("{number}", &dropsync_http::encode_component(number))
 }
 
 /// Request lines grouped per fulfillment order: (FO id, [(FO line item id, quantity)]).
@@ -1015,7 +1006,10 @@ mod tests {
         ] {
             assert!(!tracking_number_ok(bad), "{bad}");
         }
-        assert_eq!(url_component("LP 1&x=/é"), "LP%201%26x%3D%2F%C3%A9");
+        assert_eq!(
+            tracking_url("https://t.example/?n={number}", "LP 1&x=/é"),
+            "https://t.example/?n=LP%201%26x%3D%2F%C3%A9"
+        );
         let settings = ShopSettings::default();
         let mut p = package(None, &[(1, 1)]);
         p.tracking_number = "AB 12&c".into();

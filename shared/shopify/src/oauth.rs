@@ -7,6 +7,7 @@
 //! Tokens pass through here and nowhere are they logged; [`TokenGrant`]'s `Debug` hides them and
 //! error texts never carry them.
 
+use dropsync_http::encode_component as encode;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::BTreeMap;
@@ -386,18 +387,6 @@ pub fn classify(status: u16, body: &str, refreshing: bool) -> Result<TokenGrant,
             .map(str::to_owned),
         refresh_token_expires_in: num("refresh_token_expires_in"),
     })
-}
-
-/// Percent-encodes a query value (RFC 3986 unreserved characters pass).
-pub fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The granted scopes as a list; a granted `write_x` implies `read_x`.

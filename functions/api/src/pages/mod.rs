@@ -14,6 +14,7 @@ pub mod views;
 use crate::{Api, ApiError, MAX_BODY};
 use askama::Template;
 use dropsync_aliexpress::AliExpressApi;
+use dropsync_app::credentials::secrets_equal;
 use dropsync_app::now_ms;
 use dropsync_app::queue::TrackingQueue;
 use dropsync_domain::ShopDomain;
@@ -133,53 +134,19 @@ fn form(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
     if body.len() > MAX_BODY {
         return Err(ApiError::TooLarge);
     }
-    let raw = std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("bad form".into()))?;
-    Ok(raw
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (url_decode(k), url_decode(v))
-        })
-        .collect())
+    std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("bad form".into()))?;
+    Ok(form_urlencoded::parse(body).into_owned().collect())
 }
 
 fn field<'a>(f: &'a [(String, String)], name: &str) -> Option<&'a str> {
     f.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-fn url_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        match c {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = b
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok());
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
+/// The first value of a query parameter, decoded leniently (a page link, not a signed callback).
 fn query_get(query: Option<&str>, name: &str) -> Option<String> {
-    query?
-        .split('&')
-        .filter_map(|p| p.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| url_decode(v))
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 fn render<T: Template>(t: &T) -> Result<String, PageError> {
@@ -389,7 +356,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
         let fields = if method == Method::POST {
             let f = form(req.body().as_ref())?;
             let given = field(&f, "csrf").unwrap_or_default();
-            if !session::constant_eq(given.as_bytes(), s.rec.csrf.as_bytes()) {
+            if !secrets_equal(given.as_bytes(), s.rec.csrf.as_bytes()) {
                 warn!("dashboard POST without a valid CSRF token refused");
                 return Err(PageError::Csrf);
             }
@@ -533,7 +500,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
     async fn login(&self, req: &Request, keys: &Keys) -> Result<Outcome, PageError> {
         let f = form(req.body().as_ref())?;
         let token = field(&f, "token").unwrap_or_default().trim().to_owned();
-        let admin = session::constant_eq(token.as_bytes(), self.credentials.admin_token.as_bytes());
+        let admin = secrets_equal(token.as_bytes(), self.credentials.admin_token.as_bytes());
         // Every shop's token is compared (in constant time), not just until the first match.
         let shops: Vec<ShopDomain> = self
             .credentials
@@ -542,7 +509,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
             .filter(|(_, c)| {
                 c.api_token
                     .as_deref()
-                    .is_some_and(|t| session::constant_eq(token.as_bytes(), t.as_bytes()))
+                    .is_some_and(|t| secrets_equal(token.as_bytes(), t.as_bytes()))
             })
             .map(|(s, _)| s.clone())
             .collect();
@@ -645,4 +612,27 @@ fn static_asset(method: &Method, name: &str) -> Response<Body> {
         HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_bodies_decode_plus_and_escapes_and_keep_bad_escapes_literally() {
+        let f = form(b"token=a+b%26c&&empty=&bad=100%25%zz").unwrap();
+        assert_eq!(field(&f, "token"), Some("a b&c"));
+        assert_eq!(field(&f, "empty"), Some(""));
+        assert_eq!(field(&f, "bad"), Some("100%%zz"));
+        assert!(form(&[b'a', b'=', 0xFF]).is_err());
+    }
+
+    #[test]
+    fn a_query_parameter_is_its_first_decoded_value() {
+        let q = Some("tab=shipped&q=LP+1%2F2&q=second");
+        assert_eq!(query_get(q, "q").as_deref(), Some("LP 1/2"));
+        assert_eq!(query_get(q, "tab").as_deref(), Some("shipped"));
+        assert_eq!(query_get(q, "cursor"), None);
+        assert_eq!(query_get(None, "q"), None);
+    }
 }

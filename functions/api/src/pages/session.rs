@@ -2,6 +2,7 @@
 //! (so a guessed or tampered id is refused before any table read), CSRF tokens, and the signed
 //! one-shot flash message. Comparisons of secrets are constant-time.
 
+use dropsync_app::credentials::secrets_equal;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -63,7 +64,7 @@ impl Keys {
         if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        constant_eq(sig.as_bytes(), self.sign("session", id).as_bytes()).then(|| id.to_owned())
+        secrets_equal(sig.as_bytes(), self.sign("session", id).as_bytes()).then(|| id.to_owned())
     }
 
     /// A flash message as a cookie value: hex text plus signature, so no one else can make the
@@ -76,7 +77,7 @@ impl Keys {
 
     pub fn verify_flash(&self, value: &str) -> Option<(FlashKind, String)> {
         let (payload, sig) = value.split_once('.')?;
-        if !constant_eq(sig.as_bytes(), self.sign("flash", payload).as_bytes()) {
+        if !secrets_equal(sig.as_bytes(), self.sign("flash", payload).as_bytes()) {
             return None;
         }
         let raw = String::from_utf8(hex::decode(payload).ok()?).ok()?;
@@ -119,13 +120,6 @@ pub fn random_hex() -> Option<String> {
 /// The table key of a session: a hash of its id, so the table never holds a usable cookie.
 pub fn storage_key(id: &str) -> String {
     hex::encode(Sha256::digest(id.as_bytes()))
-}
-
-pub fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The value of one cookie in a request's `Cookie` headers.

@@ -3,9 +3,12 @@
 //! none; sessions and credentials never reach a view).
 
 use askama::Template;
+use dropsync_app::push::tracking_url;
 use dropsync_domain::{
     Attention, Order, OrderStatus, PushState, SupplierAttention, SupplierStatus,
 };
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
 
 /// The stylesheet and script, embedded in the binary and served with a year-long cache under a
 /// path that changes with their content.
@@ -103,26 +106,11 @@ fn supplier_tone(s: SupplierStatus) -> &'static str {
 
 /// `2026-01-31 14:05 UTC` from ms since the epoch.
 pub fn when(ms: i64) -> String {
-    if ms <= 0 {
-        return String::new();
-    }
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        (rem / 60) % 60
-    )
+    const FORMAT: &[BorrowedFormatItem<'_>] =
+        format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    crate::view::utc(ms)
+        .and_then(|t| t.format(FORMAT).ok())
+        .unwrap_or_default()
 }
 
 /// What an attention flag means, and what to do about it.
@@ -596,22 +584,6 @@ pub fn order_page(chrome: Chrome, o: &Order, tracking_url_template: &str) -> Ord
     }
 }
 
-/// The carrier page of a tracking number: the shop's template with `{number}` filled in
-/// (tracking numbers are letters and digits; anything else is percent-encoded).
-pub fn tracking_url(template: &str, number: &str) -> String {
-    let enc: String = number
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b == b'-' {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    template.replace("{number}", &enc)
-}
-
 #[derive(Debug, Template)]
 #[template(path = "settings.html")]
 pub struct SettingsPage {
@@ -689,6 +661,7 @@ mod tests {
         assert_eq!(when(1_767_225_600_123), "2026-01-01 00:00 UTC");
         assert_eq!(when(951_782_400_000 + 3_660_000), "2000-02-29 01:01 UTC");
         assert_eq!(when(0), "");
+        assert_eq!(when(i64::MAX), "");
     }
 
     #[test]

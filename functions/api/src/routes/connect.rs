@@ -57,25 +57,24 @@ pub fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiErro
         .collect()
 }
 
+/// One strictly decoded query component: every `%` must start a two-digit escape and the result
+/// must be UTF-8, so the pairs a callback's signature is checked over are exactly the ones sent.
 fn decode(raw: &str) -> Result<String, ApiError> {
     let bad = || ApiError::BadRequest("malformed query".into());
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
-                let s = std::str::from_utf8(hex).map_err(|_| bad())?;
-                out.push(u8::from_str_radix(s, 16).map_err(|_| bad())?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
+    let escapes_well_formed = raw.split('%').skip(1).all(|after| {
+        after
+            .as_bytes()
+            .get(..2)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !escapes_well_formed {
+        return Err(bad());
     }
-    String::from_utf8(out).map_err(|_| bad())
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| bad())
 }
 
 fn redirect(location: &str) -> Result<Response<Body>, ApiError> {
@@ -192,5 +191,15 @@ mod tests {
         assert_eq!(p[2].1, "");
         assert!(query_pairs(Some("x=%zz")).is_err());
         assert!(query_pairs(Some("x=%4")).is_err());
+        assert!(query_pairs(Some("x=%")).is_err());
+        assert!(query_pairs(Some("x=%FF")).is_err(), "not UTF-8");
+        let p = query_pairs(Some("x=%C3%A9&&y")).unwrap();
+        assert_eq!(
+            p,
+            vec![
+                ("x".to_owned(), "é".to_owned()),
+                ("y".to_owned(), String::new())
+            ]
+        );
     }
 }
