@@ -80,7 +80,7 @@ deny:
 		echo "cargo deny: advisories NOT checked (the RustSec database is not reachable from this network; 'make deny DENY_ADVISORIES=1' where it is). Licenses, bans and sources were." >&2; \
 	fi
 
-# Infrastructure checks (issue 7): cfn-lint, sam validate --lint, checkov, then `sam build` of every
+# Infrastructure checks: cfn-lint, sam validate --lint, checkov, then `sam build` of every
 # function (cargo-lambda + zig, offline, default architecture arm64) and the zipped size of each
 # bootstrap. Its own virtualenv, pinned in tests/requirements-infra.txt (checkov, whose boto3 pin
 # clashes with SAM's, in .venv-infra/checkov from tests/requirements-checkov.txt).

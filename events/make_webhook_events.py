@@ -182,7 +182,7 @@ def apigw_event(topic: str, body: bytes, n: int) -> dict:
 
 
 def eventbridge_envelope(topic: str, payload: dict, n: int) -> dict:
-    """Shopify's EventBridge event (spec shopify.md §3.7): metadata headers + the payload, unsigned."""
+    """Shopify's EventBridge event: metadata headers + the payload, unsigned."""
     return {
         "version": "0", "id": f"6f1c0b7e-3c1d-4f0a-9d55-{n:012d}", "detail-type": "shopifyWebhook",
         "source": "aws.partner/shopify.com/580111/dropsync-orders", "account": "123456789012",

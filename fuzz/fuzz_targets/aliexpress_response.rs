@@ -1,4 +1,4 @@
-//! AliExpress gateway answers (spec §4-§5, §8's shape quirks): any body the gateway — or
+//! AliExpress gateway answers (envelopes, order and tracking results, and their shape quirks): any body the gateway — or
 //! anything between it and us — returns must parse or become an `AeError`, never panic. What
 //! parses is fed on to the domain's status mapping, as the poller does.
 #![no_main]

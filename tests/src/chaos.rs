@@ -1,4 +1,4 @@
-//! The chaos run (issue #9 item 1): N orders over S shops through the whole lifecycle — Shopify
+//! The chaos run: N orders over S shops through the whole lifecycle — Shopify
 //! orders and their signed webhooks, supplier orders linked through the API, AliExpress orders
 //! paid and shipped, polls, manual syncs and the pusher draining the tracking queue — with faults
 //! injected everywhere, then one clean round, then checks against the sandboxes' own records.

@@ -1,4 +1,4 @@
-"""What cfn-lint, `sam validate --lint` and checkov do not check in template.yaml (issue 7).
+"""What cfn-lint, `sam validate --lint` and checkov do not check in template.yaml.
 
 They accept a misspelt `ReportBatchItemFailures`, a 5-field cron, a queue whose visibility timeout is
 shorter than its consumer's timeout, a policy with a `*` action, a function without a log group.
@@ -16,8 +16,8 @@ import infra
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEMPLATE = os.path.join(ROOT, "template.yaml")
 
-# Every function, the binary it runs and what it may do: the actions each one's code calls (DESIGN.md,
-# shared/store, shared/app). IAM has no separate action for SendMessageBatch: sqs:SendMessage covers it.
+# Every function, the binary it runs and what it may do: the actions each one's code calls
+# (shared/store, shared/app). IAM has no separate action for SendMessageBatch: sqs:SendMessage covers it.
 CONSUME = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 # Query on the table itself, in every function that calls Shopify: the token provider reads a shop's
 # OAuth connection records (and the reconciler lists every connected shop).

@@ -1,4 +1,4 @@
-//! `make chaos`: the chaos run of issue #9 — ORDERS (1000) orders over SHOPS (5) shops through the
+//! `make chaos`: the chaos run — ORDERS (1000) orders over SHOPS (5) shops through the
 //! whole lifecycle with faults injected, then checked against the sandboxes' own records (see
 //! `dropsync_tests::chaos`). Prints the report and a `BENCH` line; exits 1 on any violation.
 //!

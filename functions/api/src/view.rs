@@ -1,4 +1,4 @@
-//! The JSON shapes of the merchant API (DESIGN.md §4): ids as strings, statuses by tab name.
+//! The JSON shapes of the merchant API: ids as strings, statuses by tab name.
 //! Fields may be added; the named ones are a contract and never renamed.
 
 use dropsync_domain::{Order, PushState};

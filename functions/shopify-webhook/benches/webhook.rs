@@ -23,7 +23,7 @@ use std::hint::black_box;
 const SECRET: &str = "shpss_test_secret";
 const SHOP: &str = "example.myshopify.com";
 
-/// A realistic REST order payload (spec shopify.md §4) with `lines` line items, serialised the
+/// A realistic REST order payload with `lines` line items, serialised the
 /// way Shopify signs it (compact, `\/` and `\u0026` escapes).
 fn body(lines: usize) -> Vec<u8> {
     let line_items: Vec<Value> = (0..lines as u64)

@@ -20,7 +20,7 @@ use crate::{
 
 /// The `/rest` path of the token refresh; also the prefix of its signature.
 const REFRESH_PATH: &str = "/auth/token/refresh";
-/// Refresh the access token when it expires within this long (spec §9: 30 minutes before).
+/// Refresh the access token when it expires within this long (30 minutes before, as AliExpress advises: a refresh kills the old tokens).
 const REFRESH_AHEAD_MS: i64 = 30 * 60 * 1000;
 /// After a failed early refresh (the token still works), wait this long before trying again,
 /// so a broken refresh does not cost an extra call on every request.

@@ -82,7 +82,7 @@ impl GatewayError {
         out
     }
 
-    /// Classifies the error per spec §6 and §10.
+    /// Classifies the error by its platform code: retryable, a refused token, or definitive.
     ///
     /// Precedence matters: an `isv.*` sub-code is our fault even when `type` says `ISP` (the
     /// platform reports a missing permission as `code 15, type ISP, sub_code

@@ -1,7 +1,7 @@
 //! AliExpress for dropsync: the IOP gateway client (`api-sg.aliexpress.com`).
 //!
-//! - [`sign`]: the request signature of `shared/specs/aliexpress.md` §3.
-//! - [`wire`]: tolerant parsing of the response envelopes and of every shape quirk of §8.
+//! - [`sign`]: the request signature (HMAC-SHA256 over the sorted parameters).
+//! - [`wire`]: tolerant parsing of the response envelopes and of every shape quirk (numbers as strings, single items not in lists, …).
 //! - [`AeError`]: what can go wrong, classified as rate limited / retryable / re-authorize /
 //!   permanent.
 //! - [`AliExpressApi`]: the port the rest of dropsync is generic over, so tests and other code can
@@ -30,9 +30,9 @@ pub use place::{
 };
 pub use tokens::{BoxFuture, MemoryTokenStore, TokenStore, Tokens};
 
-/// The AliExpress method that reads one order's status (spec §5.1).
+/// The AliExpress method that reads one order's status.
 pub const METHOD_ORDER_GET: &str = "aliexpress.trade.ds.order.get";
-/// The AliExpress method that reads one order's tracking, one line per package (spec §5.2).
+/// The AliExpress method that reads one order's tracking, one line per package.
 pub const METHOD_TRACKING_GET: &str = "aliexpress.ds.order.tracking.get";
 
 /// What `aliexpress.trade.ds.order.get` says about one AliExpress order.

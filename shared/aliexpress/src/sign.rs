@@ -1,4 +1,4 @@
-//! The request signature (spec §3): HMAC-SHA256, keyed with the app secret, over the optional
+//! The request signature: HMAC-SHA256, keyed with the app secret, over the optional
 //! `/rest` API path followed by every sent parameter's `name` + `value`, sorted by name in ASCII
 //! byte order, hex-encoded in UPPER case.
 

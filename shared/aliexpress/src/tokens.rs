@@ -1,6 +1,6 @@
 //! The AliExpress user tokens and where refreshed ones are kept.
 //!
-//! A refresh rotates **both** tokens and kills the old ones (spec §9), so refreshed tokens must be
+//! A refresh rotates **both** tokens and kills the old ones, so refreshed tokens must be
 //! stored durably and atomically, and two invocations refreshing at once must not both win: that
 //! is what [`TokenStore::save`]'s compare-and-set on the previous refresh token is for.
 

@@ -1,4 +1,4 @@
-//! Parsing AliExpress responses: the envelopes of spec §4 and every shape quirk of §8.
+//! Parsing AliExpress responses: the envelopes and every shape quirk of the answers.
 //!
 //! AliExpress is inconsistent about shapes, so nothing here trusts one:
 //! - lists come wrapped (`child_order_list.aeop_child_order_info[…]`, with `simplify=false`) or as
@@ -324,7 +324,7 @@ lenient_deserialize!(LenientI64, i64);
 lenient_deserialize!(LenientBool, bool);
 
 // ------------------------------------------------------------------------------------------------
-// Envelopes (spec §4)
+// Envelopes
 // ------------------------------------------------------------------------------------------------
 
 fn bad_response(what: &str) -> AeError {
@@ -423,7 +423,7 @@ pub fn rest_result(body: &[u8]) -> Result<Map<String, Value>, AeError> {
 }
 
 // ------------------------------------------------------------------------------------------------
-// aliexpress.trade.ds.order.get (spec §5.1)
+// aliexpress.trade.ds.order.get
 // ------------------------------------------------------------------------------------------------
 
 enum AeopChildOrderInfo {}
@@ -505,7 +505,7 @@ pub fn parse_order_get(body: &[u8]) -> Result<AeOrder, AeError> {
 }
 
 // ------------------------------------------------------------------------------------------------
-// aliexpress.ds.order.tracking.get (spec §5.2)
+// aliexpress.ds.order.tracking.get
 // ------------------------------------------------------------------------------------------------
 
 /// The `code` of "TRACKING DATA NOT FOUND": the order has not shipped yet.
@@ -677,7 +677,7 @@ pub fn parse_tracking_get(body: &[u8]) -> Result<Option<Vec<AeTrackingLine>>, Ae
 }
 
 // ------------------------------------------------------------------------------------------------
-// /rest/auth/token/create and /refresh (spec §9)
+// /rest/auth/token/create and /refresh
 // ------------------------------------------------------------------------------------------------
 
 /// What a token create/refresh answered. `Debug` does not print the tokens.

@@ -11,7 +11,7 @@ pub enum ConfigError {
     Invalid { name: &'static str, why: String },
 }
 
-/// Where the credentials document comes from (DESIGN.md §4).
+/// Where the credentials document comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialsSource {
     /// Local runs: a JSON file.

@@ -1,4 +1,4 @@
-//! The credentials document (DESIGN.md §4): loaded once at cold start, never logged.
+//! The credentials document: loaded once at cold start, never logged.
 //!
 //! On AWS it comes from Secrets Manager through the AWS Parameters and Secrets Lambda Extension
 //! (a local HTTP call) rather than the Secrets Manager SDK: the extension caches the secret across

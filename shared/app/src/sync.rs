@@ -1,7 +1,7 @@
 //! AliExpress → dropsync: the sync of one supplier order, of one order, of a shop, and the
 //! scheduled poll of everything open — used by the poller and by the merchant's manual sync.
 //!
-//! Every change is applied with the store's conditional read-modify-write (DESIGN.md §3 rule 1):
+//! Every change is applied with the store's conditional read-modify-write:
 //! a sync that loses a race re-decides from what is stored now, so two polls and a manual sync on
 //! the same order end where one would. A package that needs pushing is recorded as due in the
 //! same write (rule 4); the sync whose write recorded it sends its message afterwards, and a push

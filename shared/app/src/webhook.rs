@@ -252,7 +252,7 @@ impl<A: ShopifyAdmin> WebhookService<A> {
         if let Some(version) = &headers.api_version
             && !headers.is_pinned_api_version()
         {
-            // Shopify falls forward silently when the pinned version is retired (spec §1).
+            // Shopify falls forward silently when the pinned version is retired.
             warn!(shop = %shop, topic = topic.as_str(), api_version = version.as_str(), "payload serialised with an API version other than the pinned one");
         }
         match topic {
@@ -349,7 +349,7 @@ impl<A: ShopifyAdmin> WebhookService<A> {
         }
     }
 
-    /// The mandatory compliance topics (spec §3.8). The body is parsed, and must name the shop
+    /// The mandatory compliance topics. The body is parsed, and must name the shop
     /// the (verified) headers name, before anything is written: a bad body is a 400 with nothing
     /// written, not a recorded delivery that would turn Shopify's retries into no-ops.
     ///

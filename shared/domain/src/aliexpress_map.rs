@@ -1,5 +1,5 @@
 //! Mapping AliExpress `order_status` / `logistics_status` / child `end_reason` to dropsync's
-//! supplier-order status (specs/aliexpress.md §7). Unknown values are kept raw and flagged for
+//! supplier-order status. Unknown values are kept raw and flagged for
 //! attention; they never fail anything.
 
 use crate::status::SupplierStatus;
@@ -258,7 +258,7 @@ mod tests {
         map_ae_order(order, logistics, &[None])
     }
 
-    /// One row per `order_status` of the spec (§7), with the logistics status it usually comes with.
+    /// One row per documented `order_status`, with the logistics status it usually comes with.
     #[test]
     fn every_order_status_of_the_spec_maps_to_its_tab() {
         let rows: &[(&str, Option<&str>, Option<SupplierStatus>, bool)] = &[

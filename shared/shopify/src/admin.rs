@@ -37,7 +37,7 @@ pub enum AdminError {
     #[error("throttled by Shopify; retry after {retry_after:?}")]
     Throttled { retry_after: Duration },
     /// 5xx, timeout, connection failure, `INTERNAL_SERVER_ERROR`. For a mutation the outcome is
-    /// **unknown**: re-read the fulfillments before trying again (DESIGN.md §3 rule 3).
+    /// **unknown**: re-read the fulfillments before trying again.
     #[error("Shopify unavailable: {0}")]
     Retryable(String),
     /// 401/403: the access token is unknown, revoked or expired.

@@ -1,6 +1,6 @@
 //! Webhook deliveries from Shopify: verification, headers, and tolerant payload parsing.
 //!
-//! The flow of an HTTPS delivery (spec `shopify.md` §3):
+//! The flow of an HTTPS delivery:
 //!
 //! 1. [`read_headers`] reads the `X-Shopify-*` headers (the caller supplies a case-insensitive
 //!    lookup, so this crate carries no HTTP types);
@@ -10,7 +10,7 @@
 //! 4. by [`Topic`]: [`parse_order`] for order topics, [`parse_customers_redact`],
 //!    [`parse_shop_redact`], [`parse_data_request`] for the compliance topics.
 //!
-//! EventBridge deliveries (§3.7) are not signed; [`parse_eventbridge`] turns one into the same
+//! EventBridge deliveries are not signed; [`parse_eventbridge`] turns one into the same
 //! [`DeliveryHeaders`] plus either the payload bytes or, for an oversized order, only its id.
 //!
 //! What comes out keeps only what the sync needs: ids, timestamps, statuses, quantities, SKUs,
@@ -38,7 +38,7 @@ pub use order::{ParsedOrder, parse_order};
 pub use shape::{AppUninstalled, order_names_shop, parse_app_uninstalled, parse_order_delivery};
 pub use signature::{body_digest, verify_hmac};
 
-/// The largest body accepted, in bytes (5 MiB). Order bodies can exceed 1 MB (spec §3.5), so the
+/// The largest body accepted, in bytes (5 MiB). Order bodies can exceed 1 MB, so the
 /// cap is generous; it exists so that a hostile or broken sender cannot make a function parse an
 /// arbitrarily large document.
 pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;

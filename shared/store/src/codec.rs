@@ -205,7 +205,7 @@ pub(crate) fn encode_order(order: &Order, version: u64) -> Result<Item, StoreErr
     );
     // A push still due keeps the order in the index even when every supplier order is closed
     // (delivered in the same poll that found its tracking): the next run must be able to find
-    // and re-send it, or a lost message would leave the order stuck silently (DESIGN.md §3.4).
+    // and re-send it, or a lost message would leave the order stuck silently.
     if order.has_open_supplier_orders() || !order.due_pushes().is_empty() {
         item.insert("gsi1pk".into(), s(open_pk(shard_of(&order.shop, order.id))));
         item.insert("gsi1sk".into(), s(open_sk(&order.shop, order.id)));

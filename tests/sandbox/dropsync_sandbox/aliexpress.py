@@ -1,6 +1,6 @@
 """Sandbox AliExpress Open Platform gateway for dropsync's tests, demo and benchmarks.
 
-A faithful stand-in for ``api-sg.aliexpress.com`` as described in ``shared/specs/aliexpress.md``:
+A faithful stand-in for ``api-sg.aliexpress.com`` as its documentation describes it:
 
 * ``POST /sync`` business gateway (``aliexpress.trade.ds.order.get``, ``aliexpress.ds.order.tracking.get``),
 * ``POST /rest/auth/token/create`` and ``/rest/auth/token/refresh`` (flat ``/rest`` envelopes),
@@ -63,7 +63,7 @@ METHOD_PRODUCT_GET = "aliexpress.ds.product.get"
 METHOD_FREIGHT_QUERY = "aliexpress.ds.freight.query"
 METHOD_ORDER_CREATE = "aliexpress.ds.order.create"
 PLACE_METHODS = (METHOD_PRODUCT_GET, METHOD_FREIGHT_QUERY, METHOD_ORDER_CREATE)
-# How long AliExpress remembers an out_order_id (spec: "The validity period ... is 24 hours").
+# How long AliExpress remembers an out_order_id (documented: "The validity period ... is 24 hours").
 OUT_ORDER_ID_TTL_MS = 24 * 3600 * 1000
 ADDRESS_FAIL = "B_DROPSHIPPER_DELIVERY_ADDRESS_VALIDATE_FAIL"
 
@@ -106,7 +106,7 @@ PAID_STATUSES = frozenset(
     }
 )
 
-# Token lifetimes by app status (spec §9): test apps get 1 d / 2 d, launched apps 30 d / 60 d.
+# Token lifetimes by app status: test apps get 1 d / 2 d, launched apps 30 d / 60 d.
 LIFETIMES = {"test": (86_400, 172_800), "launched": (2_592_000, 5_184_000)}
 
 TIMESTAMP_WINDOW_SECONDS = 7200
@@ -118,7 +118,7 @@ END_REASON_DESCS = {"CANCELED": "Order canceled", "buyer_pay_timeout": "Buyer di
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Signing (spec §3)
+# Signing
 # --------------------------------------------------------------------------------------------------------------
 
 
@@ -126,7 +126,7 @@ def string_to_sign(params: dict[str, str], api_path: str | None = None) -> str:
     """Sorted ``name+value`` concatenation, prefixed with the API path for ``/rest`` APIs.
 
     ``sign`` itself is never part of the string. Names are sorted by their UTF-8 bytes, which is the "ASCII byte
-    order" of the spec (upper case < ``_`` < lower case); values are the raw, not URL-encoded, strings.
+    order" of the documentation (upper case < ``_`` < lower case); values are the raw, not URL-encoded, strings.
     """
     parts = [api_path or ""]
     for name in sorted((k for k in params if k != "sign"), key=lambda k: k.encode("utf-8")):
@@ -156,7 +156,7 @@ class AdminError(Exception):
 
 
 class GatewayError(Exception):
-    """A platform error. ``/sync`` renders it as ``error_response``, ``/rest`` as a flat body (spec §4)."""
+    """A platform error. ``/sync`` renders it as ``error_response``, ``/rest`` as a flat body."""
 
     def __init__(self, code: str, type_: str, msg: str, sub_code: str | None = None, sub_msg: str | None = None):
         super().__init__(f"{code}: {msg}")
@@ -241,7 +241,7 @@ def _money(amount: Decimal, currency: str) -> dict[str, str]:
 
 
 def _pacific_gmt(ms: int) -> str:
-    """``gmt_create`` style: ``yyyy-MM-dd HH:mm:ss`` in US Pacific time, no zone (spec §8)."""
+    """``gmt_create`` style: ``yyyy-MM-dd HH:mm:ss`` in US Pacific time, no zone."""
     return datetime.fromtimestamp(ms / 1000, PACIFIC).strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -392,7 +392,7 @@ class Token:
     refresh_token: str
     expires_in: int  # access lifetime in seconds; reset on every refresh
     access_expires_ms: int
-    refresh_valid_ms: int  # fixed at creation: a refresh does not extend it (spec §9)
+    refresh_valid_ms: int  # fixed at creation: a refresh does not extend it
 
     def to_json(self, now_ms: int) -> dict[str, Any]:
         return {
@@ -508,7 +508,7 @@ class Order:
 
 
 class Shape:
-    """Applies an app's response-shape quirks (spec §8) while a response is being built."""
+    """Applies an app's response-shape quirks while a response is being built."""
 
     def __init__(self, simplify: bool, bare_single: bool, numbers_as_strings: Any, booleans_as_strings: bool):
         self.simplify = simplify
@@ -523,7 +523,7 @@ class Shape:
 
     def num(self, n: int, name: str) -> int | str:
         if self.numbers_as_strings == "mixed":
-            # Per field name, alternate number / string from one list element to the next, as in the spec's
+            # Per field name, alternate number / string from one list element to the next, as in the documentation's
             # order.get sample (first child `"product_count": 2`, second `"product_count": "1"`).
             self._seen[name] += 1
             return n if self._seen[name] % 2 else str(n)

@@ -1,6 +1,6 @@
 """In-memory state of the sandbox Shopify: shops, orders, fulfillment orders (FOs), fulfillments.
 
-Business rules follow /work/shared/specs/shopify.md §4-§5 and are shared by the GraphQL resolvers and the
+Business rules follow Shopify's documented order and fulfillment-order behaviour and are shared by the GraphQL resolvers and the
 ``/_admin`` endpoints (a merchant fulfilling by hand obeys the same FO rules as the API).
 """
 
@@ -1121,7 +1121,7 @@ def _valid_url(u: Any) -> bool:
 
 def validate_tracking(t: dict[str, Any] | None, prefix: list[str]) -> tuple[list[dict[str, Any]],
                                                                            list[dict[str, Any]]]:
-    """FulfillmentTrackingInput rules (spec §5.3). Returns (tracking entries, userErrors)."""
+    """FulfillmentTrackingInput rules. Returns (tracking entries, userErrors)."""
     if not t:
         return [], []
     errors: list[dict[str, Any]] = []

@@ -1,7 +1,7 @@
 """Tests of the sandbox AliExpress gateway: signing vectors, every gateway error over real signed HTTP, shapes,
 lifecycle, rate limiting and token rotation.
 
-Run: cd /work/main && PYTHONPATH=tests/sandbox .venv/bin/python -m pytest -q tests/sandbox/tests/test_aliexpress.py
+Run from the repository root: PYTHONPATH=tests/sandbox .venv/bin/python -m pytest -q tests/sandbox/tests/test_aliexpress.py
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ TWO_ITEMS = [
 ]
 
 
-# ---- signing vectors (spec §3) ----------------------------------------------------------------------------------
+# ---- signing vectors ----------------------------------------------------------------------------------
 
 
 def test_the_official_doc_sample_signs_to_the_documented_value():

@@ -1,6 +1,6 @@
 """Tests of the sandbox Shopify (tests/sandbox/dropsync_sandbox/shopify*.py).
 
-Run: cd /work/main && PYTHONPATH=tests/sandbox .venv/bin/python -m pytest -q tests/sandbox/tests/test_shopify.py
+Run from the repository root: PYTHONPATH=tests/sandbox .venv/bin/python -m pytest -q tests/sandbox/tests/test_shopify.py
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dropsync_sandbox.shopify import (
 
 SANDBOX_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# The two documents of /work/shared/specs/shopify.md §5.2 and §5.3, verbatim.
+# Shopify's documented fulfillment-orders query and fulfillmentCreate mutation, verbatim.
 SPEC_5_2 = """
 query OrderFOs($id: ID!) {
   order(id: $id) { id name displayFinancialStatus displayFulfillmentStatus
@@ -598,7 +598,7 @@ def test_query_cost_follows_the_documented_formula(sandbox):
     assert cost(SPEC_5_3) == 10
     assert cost('query { order(id: "gid://shopify/Order/1") { id name } }') == 1
     assert cost("query { orders(first: 20) { edges { node { id } } pageInfo { hasNextPage } } }") == 22
-    # The §5.2 document of the spec: 1 + 2 + 10 x (1 + 1 + 1 + (2 + 50 x 2)) = 1053 > 1000.
+    # The documented fulfillment-orders query: 1 + 2 + 10 x (1 + 1 + 1 + (2 + 50 x 2)) = 1053 > 1000.
     assert cost(SPEC_5_2) == 1053
 
 

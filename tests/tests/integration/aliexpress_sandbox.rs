@@ -30,8 +30,8 @@ fn sandbox_url() -> String {
     match std::env::var("DROPSYNC_ALIEXPRESS_SANDBOX") {
         Ok(url) if !url.trim().is_empty() => url.trim().trim_end_matches('/').to_owned(),
         _ => panic!(
-            "DROPSYNC_ALIEXPRESS_SANDBOX is not set: these tests need the AliExpress sandbox. Run them with \
-             `cd /work/main && .venv/bin/python tests/tools/services.py --sandboxes aliexpress -- cargo test -p dropsync-aliexpress`"
+            "DROPSYNC_ALIEXPRESS_SANDBOX is not set: these tests need the AliExpress sandbox. Run them from the repository root \
+             with `.venv/bin/python tests/tools/services.py --sandboxes aliexpress -- cargo test -p dropsync-aliexpress`"
         ),
     }
 }

@@ -1,4 +1,4 @@
-//! Secret and PII hygiene of the logs (DESIGN.md §6: logs carry shop and order ids, never
+//! Secret and PII hygiene of the logs (logs carry shop and order ids, never
 //! secrets, tokens, signatures or customer data).
 //!
 //! The test runs a realistic flow in a child process of itself, with the production logging

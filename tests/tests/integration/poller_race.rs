@@ -5,8 +5,8 @@
     clippy::panic
 )]
 //! Two polls and a manual sync racing on the same orders end where one poll ends, with exactly
-//! one push message per package: every write is conditional and a loser re-decides (DESIGN.md
-//! §3 rule 1), and only the sync whose write recorded a package sends its message.
+//! one push message per package: every write is conditional and a loser re-decides, and
+//! only the sync whose write recorded a package sends its message.
 
 use crate::poller_support;
 

@@ -1046,7 +1046,7 @@ async fn a_delivery_naming_shop_b_signed_with_shop_as_secret_is_401_and_writes_n
     );
 }
 
-/// Spec §3.4: Shopify's escapes are part of the signed bytes.
+/// Shopify's documented vector: its escapes are part of the signed bytes.
 const VECTOR_BODY: &[u8] = br##"{"id":820982911946154508,"name":"#9999","note":"a\/b \u0026 c"}"##;
 const VECTOR_HMAC: &str = "tcKX1/dyrUALHktowGkZMZGKdIukPqkONANSdHTJ+FE=";
 

@@ -267,7 +267,7 @@ async fn the_sandboxs_forged_and_unsigned_deliveries_are_refused_and_its_previou
     ));
     assert_eq!(s.order(id).await.order.status, OrderStatus::AwaitingOrder);
 
-    // Raw bytes as given (the spec's vector body), signed by the sandbox: verified, then refused
+    // Raw bytes as given (Shopify's documented vector body), signed by the sandbox: verified, then refused
     // for what they are, not for their signature.
     let raw = r##"{"id":820982911946154508,"name":"#9999","note":"a\/b \u0026 c"}"##;
     let res = s.deliver("orders/create", json!({"body": raw})).await;

@@ -2,7 +2,7 @@ use super::*;
 use proptest::prelude::*;
 use std::time::Duration;
 
-/// Spec §5.1, verbatim.
+/// The documented `ds.order.get` answer, verbatim.
 const ORDER_GET_SAMPLE: &str = r#"{"aliexpress_trade_ds_order_get_response": {"result": {
    "gmt_create": "2026-03-02 18:04:11", "order_status": "WAIT_BUYER_ACCEPT_GOODS", "logistics_status": "SELLER_SEND_GOODS",
    "pay_timeout_second": "86400", "order_paidtime_string": "2026-03-02T18:06:40-08:00[America/Los_Angeles]",
@@ -16,7 +16,7 @@ const ORDER_GET_SAMPLE: &str = r#"{"aliexpress_trade_ds_order_get_response": {"r
    "logistics_info_list": {"aeop_order_logistics_info": [{"logistics_service": "CAINIAO_FULFILLMENT_STD", "logistics_no": "LP00123456789012"}]}},
  "request_id": "2101e5a817409000000001234"}}"#;
 
-/// Spec §5.2, verbatim.
+/// The documented `ds.order.tracking.get` answer, verbatim.
 const TRACKING_GET_SAMPLE: &str = r#"{"aliexpress_ds_order_tracking_get_response": {"result": {"ret": true, "code": "", "msg": "",
    "data": {"tracking_detail_line_list": {"tracking_detail": [
      {"mail_no": "YT2601234567890123", "carrier_name": "AliExpress Selection Standard", "eta_time_stamps": 1773100800000,
@@ -27,7 +27,7 @@ const TRACKING_GET_SAMPLE: &str = r#"{"aliexpress_ds_order_tracking_get_response
          "item_title": "Steel bottle 500ml", "sku_desc": "Color:Silver"}]}}]}}},
  "request_id": "2141244f17409000000005678"}}"#;
 
-/// Spec §5.2, the "not shipped yet" answer.
+/// The documented `ds.order.tracking.get` "not shipped yet" answer.
 const TRACKING_NOT_FOUND_SAMPLE: &str = r#"{"aliexpress_ds_order_tracking_get_response":{"result":{"ret":false,"code":"1001","msg":"TRACKING DATA NOT FOUND"},"request_id":"…"}}"#;
 
 fn s(v: &str) -> Option<String> {

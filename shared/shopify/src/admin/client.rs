@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// The pinned Admin API version (spec §1).
+/// The pinned Admin API version.
 pub const DEFAULT_API_VERSION: &str = "2026-10";
 /// First backoff after a 5xx or network failure; doubles per attempt.
 const BASE_BACKOFF: Duration = Duration::from_millis(200);

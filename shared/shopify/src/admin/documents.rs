@@ -19,7 +19,7 @@ pub struct Operation {
     /// The GraphQL document.
     pub document: &'static str,
     /// Mutations are not idempotent: an unknown outcome (timeout, 5xx) is never retried inside
-    /// the client (DESIGN.md §3 rule 3: the caller re-reads the fulfillments first).
+    /// the client (the caller re-reads the fulfillments first, so a lost answer never fulfils twice).
     pub mutation: bool,
     /// Requested cost under Shopify's calculated-cost rules (checked against the sandbox's
     /// calculator in `tests/tests/integration/shopify_documents.rs`). The limiter uses it until a response reports

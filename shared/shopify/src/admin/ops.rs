@@ -989,7 +989,7 @@ mod tests {
 
     #[test]
     fn fulfillment_create_variables_match_the_specs_example() {
-        // Spec §5.3's variables, under this document's variable name.
+        // The documented `fulfillmentCreate` variables, under this document's variable name.
         let spec: Value = serde_json::from_str(
             r#"{"f": {"lineItemsByFulfillmentOrder": [{"fulfillmentOrderId": "gid://shopify/FulfillmentOrder/1",
                 "fulfillmentOrderLineItems": [{"id": "gid://shopify/FulfillmentOrderLineItem/2", "quantity": 1}]}],

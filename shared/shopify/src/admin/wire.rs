@@ -158,7 +158,7 @@ pub(crate) fn parse_retry_after(raw: Option<&str>) -> Option<Duration> {
         .then(|| Duration::from_secs_f64(secs.min(MAX_THROTTLE_WAIT.as_secs_f64())))
 }
 
-/// How long to wait after a throttled answer (spec §6): `max(Retry-After, (requested −
+/// How long to wait after a throttled answer: `max(Retry-After, (requested −
 /// currentlyAvailable) / restoreRate)`, 1 s when neither is known, never less than 100 ms and
 /// never more than 60 s. Jitter is added by the caller when it sleeps.
 pub(crate) fn throttle_wait(retry_after: Option<Duration>, cost: Option<&QueryCost>) -> Duration {
@@ -239,7 +239,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// Spec §6's throttled answer, with a throttleStatus filled in.
+    /// Shopify's documented throttled answer, with a throttleStatus filled in.
     const THROTTLED_BODY: &str = r#"{"errors":[{"message":"Throttled","extensions":{"code":"THROTTLED","documentation":"https://shopify.dev/api/usage/rate-limits"}}],"extensions":{"cost":{"requestedQueryCost":752,"actualQueryCost":null,"throttleStatus":{"maximumAvailable":1000.0,"currentlyAvailable":52,"restoreRate":50.0}}}}"#;
 
     #[test]

@@ -1,4 +1,4 @@
-//! The mandatory compliance payloads (spec §3.8). Only ids are kept: the customer's email and
+//! The mandatory compliance payloads. Only ids are kept: the customer's email and
 //! phone, which these payloads carry, are never read.
 
 use super::error::PayloadError;

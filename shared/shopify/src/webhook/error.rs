@@ -43,7 +43,7 @@ pub enum PayloadError {
         expected: &'static str,
     },
     /// Neither `created_at` nor `updated_at` is present: the delivery cannot be ordered against
-    /// others (spec §3.6), so it cannot be applied.
+    /// others, so it cannot be applied.
     #[error("neither `created_at` nor `updated_at` is present")]
     NoTimestamp,
     /// An EventBridge event whose metadata lacks a usable topic or shop.
@@ -53,7 +53,7 @@ pub enum PayloadError {
 
 impl PayloadError {
     /// The HTTP status a webhook endpoint answers with: 413 for [`PayloadError::TooLarge`], 400
-    /// otherwise. A 4xx makes Shopify retry, then give up; the reconciliation job (spec §7)
+    /// otherwise. A 4xx makes Shopify retry, then give up; the reconciliation job
     /// picks up whatever a rejected delivery carried.
     pub fn http_status(&self) -> u16 {
         match self {

@@ -1,4 +1,4 @@
-//! Amazon EventBridge deliveries (spec §3.7): the alternative ingestion path, unsigned (trust
+//! Amazon EventBridge deliveries: the alternative ingestion path, unsigned (trust
 //! comes from the AWS partner event source), with oversized payloads reduced to an id.
 
 use super::error::PayloadError;

@@ -1,4 +1,4 @@
-//! Delivery headers (spec §3.3) and topics (§3.1).
+//! Delivery headers and topics.
 
 use super::error::HeaderError;
 use dropsync_domain::ShopDomain;
@@ -8,7 +8,7 @@ use time::format_description::well_known::Rfc3339;
 
 /// The API version dropsync subscribes with. Shopify silently falls forward when a version is no
 /// longer supported and reports the version it used in `X-Shopify-API-Version`: compare, log and
-/// alert (spec §1).
+/// alert.
 pub const PINNED_API_VERSION: &str = "2026-10";
 
 /// A webhook topic, as in `X-Shopify-Topic`. Open: a topic dropsync does not handle is kept as
@@ -77,8 +77,8 @@ impl Topic {
         )
     }
 
-    /// A mandatory compliance topic (spec §3.8). These carry no `updated_at`: dedupe them on
-    /// `(shop, webhook id)` (§3.6).
+    /// A mandatory compliance topic. These carry no `updated_at`: dedupe them on
+    /// `(shop, webhook id)`.
     pub fn is_compliance(&self) -> bool {
         matches!(
             self,
@@ -105,7 +105,7 @@ pub struct DeliveryHeaders {
     pub shop: ShopDomain,
     /// `X-Shopify-Hmac-Sha256`, for [`super::verify_hmac`]. An HTTPS delivery without one gets 401.
     pub hmac: Option<String>,
-    /// `X-Shopify-Webhook-Id`: unique per delivery, the dedupe key with the shop (spec §3.6).
+    /// `X-Shopify-Webhook-Id`: unique per delivery, the dedupe key with the shop.
     pub webhook_id: Option<String>,
     /// `X-Shopify-Event-Id`: shared by the deliveries one merchant action causes.
     pub event_id: Option<String>,

@@ -1,4 +1,4 @@
-//! The REST order payload of the order topics (spec §4) → [`ShopifyFacts`].
+//! The REST order payload of the order topics → [`ShopifyFacts`].
 
 use super::error::PayloadError;
 use super::json::{Obj, parse_body};

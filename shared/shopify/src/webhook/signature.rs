@@ -1,4 +1,4 @@
-//! `X-Shopify-Hmac-Sha256` verification (spec §3.4).
+//! `X-Shopify-Hmac-Sha256` verification.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -66,7 +66,7 @@ mod tests {
     use super::*;
 
     const SECRET: &str = "shpss_test_secret";
-    // The spec's vector: Shopify's escapes (`\/`, `\u0026`) are part of the signed bytes.
+    // Shopify's documented vector: its escapes (`\/`, `\u0026`) are part of the signed bytes.
     const BODY: &[u8] = br##"{"id":820982911946154508,"name":"#9999","note":"a\/b \u0026 c"}"##;
     const HEADER: &str = "tcKX1/dyrUALHktowGkZMZGKdIukPqkONANSdHTJ+FE=";
 

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// The documented test secret (spec §3.4's vector uses it too) and the sample shop.
+/// The documented test secret (Shopify's documented vector uses it too) and the sample shop.
 pub const SECRET: &str = "shpss_test_secret";
 pub const SHOP: &str = "example.myshopify.com";
 pub const PATH: &str = "/webhooks/shopify";
@@ -38,7 +38,7 @@ pub fn shop_domain(name: &str) -> ShopDomain {
 /// Computed with AliExpress's request signer, not with the code under test: with a single
 /// parameter whose name is empty, the string it signs is exactly the body, and it answers the
 /// HMAC-SHA256 in hex. `the_test_signer_reproduces_the_spec_vector` (webhook_handler.rs) checks
-/// it against spec §3.4. Bodies signed here must be UTF-8; the sandbox (Python) signs anything.
+/// it against Shopify's documented vector. Bodies signed here must be UTF-8; the sandbox (Python) signs anything.
 pub fn shopify_hmac(secret: &str, body: &[u8]) -> String {
     let text = std::str::from_utf8(body).expect("bodies signed in tests are UTF-8");
     let hex = dropsync_aliexpress::sign::sign(secret, None, &[(String::new(), text.to_owned())]);
