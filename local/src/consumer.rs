@@ -4,10 +4,10 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use dropsync_aliexpress::AliExpressApi;
-use dropsync_aliexpress_poller::{Continuation, run, trigger};
+use dropsync_aliexpress_poller::{run, trigger};
 use dropsync_app::push::PushService;
-use dropsync_app::queue::TrackingQueue;
-use dropsync_app::sync::{PollCursor, SyncService, deadline_within};
+use dropsync_app::queue::{SqsContinuation, TrackingQueue};
+use dropsync_app::sync::{SyncService, deadline_within};
 use dropsync_shopify::admin::ShopifyAdmin;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -130,28 +130,6 @@ pub async fn tracking<A: ShopifyAdmin + 'static>(
     }
 }
 
-/// Sends poll continuations to the continuation queue.
-#[derive(Debug, Clone)]
-pub struct SqsContinuation {
-    pub sqs: aws_sdk_sqs::Client,
-    pub url: Option<String>,
-}
-
-impl Continuation for SqsContinuation {
-    async fn continue_from(&self, cursor: &PollCursor) -> Result<(), String> {
-        let url = self.url.as_deref().ok_or("no continuation queue")?;
-        let body = serde_json::to_string(cursor).map_err(|e| e.to_string())?;
-        self.sqs
-            .send_message()
-            .queue_url(url)
-            .message_body(body)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-}
-
 /// How long one local poller "invocation" may run (the template's poller timeout).
 pub const POLL_INVOCATION: Duration = Duration::from_secs(900);
 
@@ -162,10 +140,7 @@ pub async fn continuations<A: AliExpressApi + 'static, Q: TrackingQueue + 'stati
     sync: Arc<SyncService<A, Q>>,
     continuation_url: String,
 ) {
-    let cont = SqsContinuation {
-        sqs: sqs.clone(),
-        url: Some(continuation_url),
-    };
+    let cont = SqsContinuation::new(sqs.clone(), Some(continuation_url));
     loop {
         let Some((event, handles)) = receive(&sqs, &url).await else {
             continue;

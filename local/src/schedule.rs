@@ -4,10 +4,10 @@
 //! `ReconcileSchedule` (`RECONCILE_SCHEDULE`, default `rate(1 hour)`), or every N seconds with
 //! `LOCAL_RECONCILE_INTERVAL_SECONDS`.
 
-use crate::consumer::{POLL_INVOCATION, SqsContinuation};
+use crate::consumer::POLL_INVOCATION;
 use dropsync_aliexpress::AliExpressApi;
 use dropsync_aliexpress_poller::{Trigger, run};
-use dropsync_app::queue::TrackingQueue;
+use dropsync_app::queue::{SqsContinuation, TrackingQueue};
 use dropsync_app::sync::{SyncService, deadline_within};
 use std::fmt;
 use std::sync::Arc;
@@ -159,10 +159,7 @@ pub async fn run_schedule<A: AliExpressApi + 'static, Q: TrackingQueue + 'static
     sqs: aws_sdk_sqs::Client,
     continuation_url: Option<String>,
 ) {
-    let cont = SqsContinuation {
-        sqs,
-        url: continuation_url,
-    };
+    let cont = SqsContinuation::new(sqs, continuation_url);
     loop {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -7,10 +7,10 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use dropsync_aliexpress::AliExpressApi;
+pub use dropsync_app::queue::Continuation;
 use dropsync_app::queue::TrackingQueue;
 use dropsync_app::sync::{PollCursor, PollReport, SyncService};
 use serde_json::Value;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::{info, warn};
@@ -62,12 +62,6 @@ pub fn trigger(event: &Value) -> Result<Vec<Trigger>, TriggerError> {
     }
 }
 
-/// Sends the cursor where the next invocation continues.
-pub trait Continuation: Send + Sync {
-    fn continue_from(&self, cursor: &PollCursor)
-    -> impl Future<Output = Result<(), String>> + Send;
-}
-
 /// Runs the poll for each trigger until `deadline`, handing what is left to a continuation.
 pub async fn run<A, Q, C>(
     svc: &Arc<SyncService<A, Q>>,
@@ -90,7 +84,10 @@ where
         if let Some(c) = &report.continue_from {
             // A failed send fails the invocation: its trigger (the schedule's retry, or the
             // continuation message coming back) runs again, so the rest is never dropped.
-            continuation.continue_from(c).await?;
+            continuation
+                .continue_from(c)
+                .await
+                .map_err(|e| e.to_string())?;
             info!(shard = c.shard, "continuation sent");
         }
         reports.push(report);

@@ -1,35 +1,12 @@
 //! Wires the poller: configuration, credentials and clients once, then the event loop.
 
-use dropsync_aliexpress_poller::{Continuation, run, trigger};
-use dropsync_app::sync::{PollCursor, SyncService, deadline_within, time_left};
+use dropsync_aliexpress_poller::{run, trigger};
+use dropsync_app::sync::{SyncService, deadline_within, time_left};
 use dropsync_app::{Config, Credentials, init_logging, wiring};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-
-struct SqsContinuation {
-    client: aws_sdk_sqs::Client,
-    url: Option<String>,
-}
-
-impl Continuation for SqsContinuation {
-    async fn continue_from(&self, cursor: &PollCursor) -> Result<(), String> {
-        let url = self
-            .url
-            .as_deref()
-            .ok_or("CONTINUATION_QUEUE_URL is not set")?;
-        let body = serde_json::to_string(cursor).map_err(|e| e.to_string())?;
-        self.client
-            .send_message()
-            .queue_url(url)
-            .message_body(body)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -58,10 +35,10 @@ async fn main() -> Result<(), Error> {
         })
     };
     deferred.eager_unless_secret(&config).await?;
-    let continuation = Arc::new(SqsContinuation {
-        client: aws_sdk_sqs::Client::new(&aws),
-        url: config.continuation_queue_url.clone(),
-    });
+    let continuation = Arc::new(wiring::continuation_queue(
+        &aws,
+        config.continuation_queue_url.clone(),
+    ));
     let reserve = config.poll_reserve;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let deferred = deferred.clone();

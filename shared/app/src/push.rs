@@ -21,16 +21,13 @@ use crate::credentials::Credentials;
 use crate::now_ms;
 use crate::queue::PushMessage;
 use crate::tokens::ProviderError;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
 use dropsync_domain::ops::{mark_push_failed, mark_push_gave_up, mark_pushed};
 use dropsync_domain::{Package, PushState, ShopDomain, ShopSettings};
 use dropsync_shopify::admin::{
     AdminError, ExistingFulfillment, FulfillmentRequest, FulfillmentState, MutationOutcome,
     ShopifyAdmin, TrackingInfo,
 };
-use dropsync_store::{Store, StoreError, StoredOrder, order_pk};
+use dropsync_store::{LeasedPackage, PushLease, Store, StoreError, StoredOrder};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -301,12 +298,6 @@ pub struct PushService<A> {
     pub credentials: Arc<Credentials>,
 }
 
-/// Who is pushing a package right now (see [`PUSH_LEASE`]).
-struct Lease {
-    key: HashMap<String, AttributeValue>,
-    owner: String,
-}
-
 /// Ids of one package, for logs and writes.
 struct Target<'a> {
     shop: &'a ShopDomain,
@@ -320,6 +311,17 @@ struct Target<'a> {
     /// The order as this message read it: recording the outcome writes against its version
     /// instead of reading the order again (a change since makes the write re-decide).
     read: &'a StoredOrder,
+}
+
+impl Target<'_> {
+    fn leased(&self) -> LeasedPackage<'_> {
+        LeasedPackage {
+            shop: self.shop,
+            order_id: self.order_id,
+            ae_order_id: self.ae,
+            tracking_number: self.tn,
+        }
+    }
 }
 
 impl<A: ShopifyAdmin> PushService<A> {
@@ -615,73 +617,28 @@ impl<A: ShopifyAdmin> PushService<A> {
     }
 
     /// Claims the package for [`PUSH_LEASE`]: `None` when another worker holds it.
-    async fn claim(&self, t: &Target<'_>) -> Result<Option<Lease>, PushError> {
-        let now = now_ms();
-        let lease_ms = i64::try_from(PUSH_LEASE.as_millis()).unwrap_or(i64::MAX);
-        let key = HashMap::from([
-            (
-                "pk".to_owned(),
-                AttributeValue::S(order_pk(t.shop, t.order_id)),
-            ),
-            (
-                "sk".to_owned(),
-                AttributeValue::S(format!("PUSH#{}#{}", t.ae, t.tn)),
-            ),
-        ]);
-        let owner = format!("{:016x}", fastrand::u64(..));
-        let res = self
+    async fn claim(&self, t: &Target<'_>) -> Result<Option<PushLease>, PushError> {
+        match self
             .store
-            .client()
-            .put_item()
-            .table_name(self.store.table())
-            .set_item(Some(key.clone()))
-            .item("owner", AttributeValue::S(owner.clone()))
-            .item(
-                "lease_until_ms",
-                AttributeValue::N(now.saturating_add(lease_ms).to_string()),
-            )
-            // The table's TTL attribute: a claim never released (a worker that died) goes away.
-            .item(
-                "expires_at",
-                AttributeValue::N((now / 1000 + 3600).to_string()),
-            )
-            .condition_expression("attribute_not_exists(pk) OR lease_until_ms < :now")
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(Some(Lease { key, owner })),
-            Err(SdkError::ServiceError(se))
-                if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
+            .claim_push_lease(t.leased(), PUSH_LEASE, now_ms())
+            .await
+        {
+            Ok(Some(lease)) => Ok(Some(lease)),
+            Ok(None) => {
                 info!(shop = %t.shop, order_id = t.order_id, ae_order_id = t.ae, tracking = t.tn,
                     "package is being pushed by another worker");
                 Ok(None)
             }
-            Err(e) => Err(PushError::Retry(format!(
-                "cannot claim the package: {}",
-                DisplayErrorContext(&e)
-            ))),
+            Err(e) => Err(PushError::Retry(format!("cannot claim the package: {e}"))),
         }
     }
 
     /// Gives the claim up (only if it is still ours). A failure only delays the next push of the
     /// package until the lease runs out.
-    async fn release(&self, t: &Target<'_>, lease: Lease) {
-        let res = self
-            .store
-            .client()
-            .delete_item()
-            .table_name(self.store.table())
-            .set_key(Some(lease.key))
-            .condition_expression("#o = :o")
-            .expression_attribute_names("#o", "owner")
-            .expression_attribute_values(":o", AttributeValue::S(lease.owner))
-            .send()
-            .await;
-        if let Err(e) = res {
+    async fn release(&self, t: &Target<'_>, lease: PushLease) {
+        if let Err(e) = self.store.release_push_lease(lease).await {
             warn!(shop = %t.shop, order_id = t.order_id, tracking = t.tn,
-                error = %DisplayErrorContext(&e), "could not release the package's claim");
+                error = %e, "could not release the package's claim");
         }
     }
 }

@@ -1,6 +1,8 @@
-//! The tracking queue: the message format (a public contract between the poller and the
-//! pusher) and the port that sends it.
+//! The queues: the tracking queue's message format (a public contract between the poller and the
+//! pusher) and the port that sends it; the poller's continuation port; their SQS adapters, used
+//! by the functions and by the local stack alike.
 
+use crate::sync::PollCursor;
 use dropsync_domain::ShopDomain;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -114,6 +116,47 @@ impl TrackingQueue for SqsQueue {
             }
         }
         Ok(())
+    }
+}
+
+/// Sends the cursor where the poller's next invocation continues.
+pub trait Continuation: Send + Sync {
+    fn continue_from(
+        &self,
+        cursor: &PollCursor,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// The poller's continuation queue on SQS: the cursor, as JSON, is the message body.
+#[derive(Debug, Clone)]
+pub struct SqsContinuation {
+    client: aws_sdk_sqs::Client,
+    /// `None` when the queue is not configured: a poll that needs to continue then fails, and its
+    /// trigger runs again, rather than dropping the rest of the poll.
+    url: Option<String>,
+}
+
+impl SqsContinuation {
+    pub fn new(client: aws_sdk_sqs::Client, url: Option<String>) -> Self {
+        Self { client, url }
+    }
+}
+
+impl Continuation for SqsContinuation {
+    async fn continue_from(&self, cursor: &PollCursor) -> Result<(), QueueError> {
+        let url = self
+            .url
+            .as_deref()
+            .ok_or_else(|| QueueError("CONTINUATION_QUEUE_URL is not set".to_owned()))?;
+        let body = serde_json::to_string(cursor).map_err(|e| QueueError(e.to_string()))?;
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| QueueError(format!("{e}")))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::credentials::Credentials;
-use crate::queue::SqsQueue;
+use crate::queue::{SqsContinuation, SqsQueue};
 use dropsync_aliexpress::{IopClient, IopConfig, TokenStore, Tokens};
 use dropsync_shopify::admin::{AdminClient, AdminConfig};
 use dropsync_store::{AeTokenRecord, Store};
@@ -38,6 +38,11 @@ pub fn store(aws: &aws_config::SdkConfig, config: &Config) -> Store {
 
 pub fn tracking_queue(aws: &aws_config::SdkConfig, url: &str) -> SqsQueue {
     SqsQueue::new(aws_sdk_sqs::Client::new(aws), url)
+}
+
+/// The poller's continuation queue (`None`: not configured, see [`SqsContinuation`]).
+pub fn continuation_queue(aws: &aws_config::SdkConfig, url: Option<String>) -> SqsContinuation {
+    SqsContinuation::new(aws_sdk_sqs::Client::new(aws), url)
 }
 
 pub fn admin_client(config: &Config) -> Result<AdminClient, WiringError> {

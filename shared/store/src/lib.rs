@@ -10,6 +10,7 @@ pub mod connections;
 mod error;
 mod pace;
 mod placing;
+mod push_lease;
 mod sessions;
 mod shops;
 
@@ -20,6 +21,7 @@ pub use connections::{
 };
 pub use error::StoreError;
 pub use placing::Ownership;
+pub use push_lease::{LeasedPackage, PushLease};
 pub use sessions::SessionRecord;
 pub use shops::{AeTokenRecord, ShopRecord};
 

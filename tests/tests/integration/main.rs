@@ -34,6 +34,7 @@ mod poller_continuation;
 mod poller_events;
 mod poller_race;
 mod poller_sync;
+mod push_lease;
 mod pusher_events;
 mod pusher_flow;
 mod reconcile;

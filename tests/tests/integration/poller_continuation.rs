@@ -12,8 +12,8 @@
 use crate::poller_support;
 
 use dropsync_aliexpress::IopClient;
-use dropsync_aliexpress_poller::{Continuation, Trigger, run, trigger};
-use dropsync_app::queue::SqsQueue;
+use dropsync_aliexpress_poller::{Trigger, run, trigger};
+use dropsync_app::queue::{SqsContinuation, SqsQueue};
 use dropsync_app::sync::{PollCursor, SyncService};
 use dropsync_domain::{ShopDomain, SupplierStatus};
 use dropsync_store::{Store, shard_of};
@@ -213,25 +213,6 @@ async fn a_manual_shop_sync_cut_by_its_deadline_resumes_from_its_cursor_and_sync
     assert!(err.to_string().contains("invalid cursor"), "{err}");
 }
 
-/// The poller's continuation, as `main.rs` wires it: the cursor as the message body.
-struct QueueContinuation {
-    sqs: aws_sdk_sqs::Client,
-    url: String,
-}
-
-impl Continuation for QueueContinuation {
-    async fn continue_from(&self, cursor: &PollCursor) -> Result<(), String> {
-        self.sqs
-            .send_message()
-            .queue_url(&self.url)
-            .message_body(serde_json::to_string(cursor).map_err(|e| e.to_string())?)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-}
-
 /// The event Lambda's SQS event source delivers for these bodies.
 fn sqs_event(bodies: &[String]) -> Value {
     let records: Vec<Value> = bodies
@@ -266,10 +247,9 @@ async fn the_poller_function_continues_through_its_sqs_queue_until_every_order_i
     let (queue, sqs) = fresh_queue().await;
     let svc: Arc<SyncService<Counting<IopClient>, SqsQueue>> =
         service(&seeded.store, counting.clone(), Arc::new(queue));
-    let cont = QueueContinuation {
-        sqs: sqs.clone(),
-        url: create_queue(&sqs, "continuation").await,
-    };
+    // The poller's continuation, as `main.rs` wires it.
+    let continuation_url = create_queue(&sqs, "continuation").await;
+    let cont = SqsContinuation::new(sqs.clone(), Some(continuation_url.clone()));
 
     // The schedule fires (the sample event of events/).
     let raw = std::fs::read_to_string(concat!(
@@ -294,7 +274,7 @@ async fn the_poller_function_continues_through_its_sqs_queue_until_every_order_i
 
     // Each continuation message invokes the function again, as the SQS event source would.
     loop {
-        let bodies = drain_bodies(&sqs, &cont.url).await;
+        let bodies = drain_bodies(&sqs, &continuation_url).await;
         if bodies.is_empty() {
             break;
         }
