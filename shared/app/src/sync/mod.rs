@@ -4,8 +4,18 @@
 //! Every change is applied with the store's conditional read-modify-write:
 //! a sync that loses a race re-decides from what is stored now, so two polls and a manual sync on
 //! the same order end where one would. A package that needs pushing is recorded as due in the
-//! same write (rule 4); the sync whose write recorded it sends its message afterwards, and a push
+//! same write; the sync whose write recorded it sends its message afterwards, and a push
 //! still due long after that ([`RESEND_GRACE`]) is claimed and re-sent by the next sync.
+
+mod control;
+mod decide;
+mod report;
+
+pub use report::{PollCursor, PollReport, RunSoFar, deadline_within, time_left};
+
+use control::RunControl;
+use decide::{made_due, wants_tracking};
+use report::{Counters, bump, log_progress};
 
 use crate::now_ms;
 use crate::queue::{PushMessage, TrackingQueue};
@@ -13,12 +23,9 @@ use dropsync_aliexpress::{AeError, AliExpressApi};
 use dropsync_domain::ops::{
     AeObservation, SyncChanges, apply_ae_observation, claim_stale_pushes, retry_pushes,
 };
-use dropsync_domain::{ShopDomain, SupplierStatus, map_ae_order};
+use dropsync_domain::{ShopDomain, SupplierStatus};
 use dropsync_store::{Page, ShopRecord, Store, StoreError, StoredOrder};
-use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -81,87 +88,6 @@ impl SyncError {
     }
 }
 
-/// Where a poll stopped, to be continued by the next invocation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PollCursor {
-    pub shard: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub page: Option<String>,
-    /// What the run did in the invocations before this one (for progress logs and the summary).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run: Option<RunSoFar>,
-    /// Set for a run over one shop's open orders only (a manual sync of the shop).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shop: Option<ShopDomain>,
-}
-
-/// A run across invocations: when it started and its running totals.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunSoFar {
-    /// ms epoch.
-    pub started_ms: i64,
-    pub invocations: u32,
-    pub orders: u64,
-    pub changed: u64,
-    pub pushes_queued: u64,
-    pub errors: u64,
-}
-
-/// Counts of a poll or a shop sync.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PollReport {
-    /// Orders synced (an order tried again at the end of the run counts once).
-    pub orders: u64,
-    /// Supplier orders asked about (every try).
-    pub supplier_orders: u64,
-    /// Supplier orders whose sync changed the order.
-    pub changed: u64,
-    pub pushes_queued: u64,
-    /// Supplier orders (or orders) that could not be synced; each is left unchanged.
-    pub errors: u64,
-    pub skipped_inactive: u64,
-    /// Orders that failed with a retryable error and were tried once more at the end.
-    #[serde(default)]
-    pub retried: u64,
-    /// Set when the run stopped early; continue from here.
-    pub continue_from: Option<PollCursor>,
-    /// Set when the run stopped because no further AliExpress call could succeed (the app must be
-    /// re-authorized, or a ban longer than an invocation): what is left waits for the next run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aborted: Option<String>,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    orders: AtomicU64,
-    supplier_orders: AtomicU64,
-    changed: AtomicU64,
-    pushes_queued: AtomicU64,
-    errors: AtomicU64,
-    skipped_inactive: AtomicU64,
-    retried: AtomicU64,
-}
-
-fn bump(c: &AtomicU64, by: u64) {
-    c.fetch_add(by, Ordering::Relaxed);
-}
-
-impl Counters {
-    fn report(&self, continue_from: Option<PollCursor>, aborted: Option<String>) -> PollReport {
-        PollReport {
-            orders: self.orders.load(Ordering::Relaxed),
-            supplier_orders: self.supplier_orders.load(Ordering::Relaxed),
-            changed: self.changed.load(Ordering::Relaxed),
-            pushes_queued: self.pushes_queued.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
-            skipped_inactive: self.skipped_inactive.load(Ordering::Relaxed),
-            retried: self.retried.load(Ordering::Relaxed),
-            continue_from,
-            aborted,
-        }
-    }
-}
-
 /// The sync's dependencies, built once.
 #[derive(Debug)]
 pub struct SyncService<A, Q> {
@@ -172,33 +98,6 @@ pub struct SyncService<A, Q> {
     pub concurrency: usize,
 }
 
-/// Whether tracking is worth asking for: the order has shipped (by status or logistics), or we
-/// already know packages (a tracking number may have been corrected).
-fn wants_tracking(obs: &AeObservation, stored: SupplierStatus, known_packages: bool) -> bool {
-    let reasons: Vec<Option<&str>> = obs
-        .children
-        .iter()
-        .map(|c| c.end_reason.as_deref())
-        .collect();
-    let mapped = map_ae_order(&obs.order_status, obs.logistics_status.as_deref(), &reasons).status;
-    let shipped = |s: SupplierStatus| {
-        matches!(
-            s,
-            SupplierStatus::PartiallyShipped | SupplierStatus::Shipped | SupplierStatus::Delivered
-        )
-    };
-    known_packages || shipped(stored) || mapped.is_some_and(shipped)
-}
-
-/// The pushes a sync made due: `(AliExpress order id, tracking number)`.
-fn made_due(ae_order_id: u64, changes: &SyncChanges) -> impl Iterator<Item = (u64, String)> + '_ {
-    changes
-        .new_packages
-        .iter()
-        .chain(changes.corrected_packages.iter())
-        .map(move |t| (ae_order_id, t.clone()))
-}
-
 /// What a sync of one order came to.
 #[derive(Debug)]
 struct OrderOutcome {
@@ -207,45 +106,6 @@ struct OrderOutcome {
     reached: bool,
     /// The last error of a supplier order (the others were still synced).
     error: Option<SyncError>,
-}
-
-/// The state shared by the orders of one poll or shop sync.
-#[derive(Debug, Default)]
-struct RunControl {
-    stopped: AtomicBool,
-    reason: Mutex<Option<String>>,
-    /// Shop records read once per run.
-    shops: tokio::sync::Mutex<HashMap<ShopDomain, ShopRecord>>,
-    /// Shops whose re-authorization flag this run has already cleared.
-    cleared: Mutex<HashSet<ShopDomain>>,
-    /// Orders that failed with a retryable error, for one more try at the end of the run.
-    failed: Mutex<Vec<(ShopDomain, u64)>>,
-}
-
-impl RunControl {
-    fn stop(&self, reason: String) {
-        let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
-        if r.is_none() {
-            warn!(reason = reason.as_str(), "stopping the run");
-            *r = Some(reason);
-        }
-        self.stopped.store(true, Ordering::Release);
-    }
-
-    fn is_stopped(&self) -> bool {
-        self.stopped.load(Ordering::Acquire)
-    }
-
-    fn reason(&self) -> Option<String> {
-        self.reason
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn take_failed(&self) -> Vec<(ShopDomain, u64)> {
-        std::mem::take(&mut *self.failed.lock().unwrap_or_else(|e| e.into_inner()))
-    }
 }
 
 /// Orders of one run in flight: at most `concurrency` at once, spawned as keys arrive, so paging
@@ -890,33 +750,23 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
     }
 }
 
-/// Progress: done, an estimate of the total (orders spread evenly over the shards), and the rate.
-fn log_progress(counters: &Counters, run: &RunSoFar, shard: u32, shards: u32, started: Instant) {
-    let done = counters.orders.load(Ordering::Relaxed);
-    let run_done = run.orders + done;
-    let secs = started.elapsed().as_secs_f64().max(0.001);
-    let total_estimate = (shard > 0).then(|| run_done * u64::from(shards) / u64::from(shard));
-    info!(
-        done = run_done,
-        total_estimate,
-        shard,
-        shards,
-        rate = done as f64 / secs,
-        errors = counters.errors.load(Ordering::Relaxed),
-        "poll progress"
-    );
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Time left before a Lambda invocation's deadline (`Context::deadline`, ms epoch); `fallback`
-/// when the deadline is unreadable or already past.
-pub fn time_left(deadline_ms: u64, fallback: Duration) -> Duration {
-    std::time::SystemTime::UNIX_EPOCH
-        .checked_add(Duration::from_millis(deadline_ms))
-        .and_then(|d| d.duration_since(std::time::SystemTime::now()).ok())
-        .unwrap_or(fallback)
-}
-
-/// A deadline `reserve` before the end of the time left.
-pub fn deadline_within(remaining: Duration, reserve: Duration) -> Instant {
-    Instant::now() + remaining.saturating_sub(reserve)
+    #[test]
+    fn only_a_refused_token_or_a_long_ban_stops_the_whole_run() {
+        assert!(
+            SyncError::Ae(AeError::InvalidToken)
+                .stops_the_run()
+                .is_some()
+        );
+        let long = SyncError::Ae(AeError::RateLimited {
+            ban: LONG_BAN + Duration::from_secs(1),
+        });
+        assert!(long.stops_the_run().is_some_and(|why| why.contains("31 s")));
+        let short = SyncError::Ae(AeError::RateLimited { ban: LONG_BAN });
+        assert_eq!(short.stops_the_run(), None);
+        assert_eq!(SyncError::NotFound.stops_the_run(), None);
+    }
 }
