@@ -141,6 +141,19 @@ pub(crate) fn parse_ban(msg: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(seconds.min(86_400.0 * 2.0)))
 }
 
+/// A failure of a storage port the client depends on (the token store, the shared pace): the
+/// adapter's own error, kept whole as the source so its chain survives. The client cannot act on
+/// its kind: it logs it, and fails the call retryably or keeps the tokens it holds.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct StoreFailure(Box<dyn std::error::Error + Send + Sync>);
+
+impl StoreFailure {
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(source.into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +226,21 @@ mod tests {
         );
         assert!(!AeError::InvalidToken.is_retryable());
         assert!(!AeError::Permanent(String::new()).is_retryable());
+    }
+
+    #[test]
+    fn a_store_failure_reads_as_the_adapters_error_and_keeps_its_chain() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("throttled")]
+        struct Cause;
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read the tokens")]
+        struct Adapter(#[source] Cause);
+
+        let e = StoreFailure::new(Adapter(Cause));
+        assert_eq!(e.to_string(), "cannot read the tokens");
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("throttled"));
+        assert_eq!(StoreFailure::new("down").to_string(), "down");
     }
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 pub use client::{IopClient, IopConfig, IopStats};
 pub use dropsync_domain::ops::{AeChild, AeParcelItem, AeTrackingLine};
-pub use error::AeError;
+pub use error::{AeError, StoreFailure};
 pub use place::{
     AeProduct, AeSku, AeSkuProperty, CreateOutcome, FreightOption, LogisticsAddress, PlaceItem,
     PlaceOrderRequest, ProductAnswer,

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::{AeError, BoxFuture};
+use crate::{AeError, BoxFuture, StoreFailure};
 
 /// The shared schedule: one "next free start" per app key.
 pub trait PaceStore: Send + Sync {
@@ -32,7 +32,7 @@ pub trait PaceStore: Send + Sync {
         count: u32,
         interval_ms: i64,
         now_ms: i64,
-    ) -> BoxFuture<'a, Result<i64, String>>;
+    ) -> BoxFuture<'a, Result<i64, StoreFailure>>;
 }
 
 /// A [`PaceStore`] in memory, with the same rule as the table's: for tests.
@@ -54,7 +54,7 @@ impl PaceStore for MemoryPaceStore {
         count: u32,
         interval_ms: i64,
         now_ms: i64,
-    ) -> BoxFuture<'a, Result<i64, String>> {
+    ) -> BoxFuture<'a, Result<i64, StoreFailure>> {
         Box::pin(async move {
             let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
             let slot = next.entry(app_key.to_owned()).or_insert(i64::MIN);
@@ -217,8 +217,8 @@ mod tests {
                 _: u32,
                 _: i64,
                 _: i64,
-            ) -> BoxFuture<'a, Result<i64, String>> {
-                Box::pin(async { Err("unreachable".to_owned()) })
+            ) -> BoxFuture<'a, Result<i64, StoreFailure>> {
+                Box::pin(async { Err(StoreFailure::new("unreachable")) })
             }
         }
         let pacer = SharedPacer::new(
@@ -242,7 +242,7 @@ mod tests {
                 c: u32,
                 i: i64,
                 n: i64,
-            ) -> BoxFuture<'a, Result<i64, String>> {
+            ) -> BoxFuture<'a, Result<i64, StoreFailure>> {
                 self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 self.0.reserve(k, c, i, n)
             }

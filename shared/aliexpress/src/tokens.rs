@@ -4,6 +4,7 @@
 //! stored durably and atomically, and two invocations refreshing at once must not both win: that
 //! is what [`TokenStore::save`]'s compare-and-set on the previous refresh token is for.
 
+use crate::StoreFailure;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -59,10 +60,11 @@ impl Tokens {
 /// Durable storage for refreshed tokens, per app key (the app crate implements it over
 /// DynamoDB; [`MemoryTokenStore`] serves tests and local runs).
 ///
-/// Errors are plain strings: the client only logs them, it cannot act on their kind.
+/// Errors keep the adapter's error as their source: the client only logs them, it cannot act on
+/// their kind.
 pub trait TokenStore: Send + Sync {
     /// The tokens last saved for `app_key`, if any.
-    fn load<'a>(&'a self, app_key: &'a str) -> BoxFuture<'a, Result<Option<Tokens>, String>>;
+    fn load<'a>(&'a self, app_key: &'a str) -> BoxFuture<'a, Result<Option<Tokens>, StoreFailure>>;
 
     /// Saves both tokens at once, **only if** the stored refresh token is still
     /// `previous_refresh_token` (or nothing is stored; `None` means "only if nothing is
@@ -73,7 +75,7 @@ pub trait TokenStore: Send + Sync {
         app_key: &'a str,
         previous_refresh_token: Option<&'a str>,
         tokens: &'a Tokens,
-    ) -> BoxFuture<'a, Result<bool, String>>;
+    ) -> BoxFuture<'a, Result<bool, StoreFailure>>;
 }
 
 /// A [`TokenStore`] in memory, with the same compare-and-set rule as the DynamoDB one.
@@ -113,7 +115,7 @@ impl MemoryTokenStore {
 }
 
 impl TokenStore for MemoryTokenStore {
-    fn load<'a>(&'a self, app_key: &'a str) -> BoxFuture<'a, Result<Option<Tokens>, String>> {
+    fn load<'a>(&'a self, app_key: &'a str) -> BoxFuture<'a, Result<Option<Tokens>, StoreFailure>> {
         let found = self.get(app_key);
         Box::pin(async move { Ok(found) })
     }
@@ -123,7 +125,7 @@ impl TokenStore for MemoryTokenStore {
         app_key: &'a str,
         previous_refresh_token: Option<&'a str>,
         tokens: &'a Tokens,
-    ) -> BoxFuture<'a, Result<bool, String>> {
+    ) -> BoxFuture<'a, Result<bool, StoreFailure>> {
         let saved = {
             let mut map = self.map();
             let allowed = match (map.get(app_key), previous_refresh_token) {
@@ -197,7 +199,7 @@ mod tests {
     struct Elided(MemoryTokenStore);
 
     impl TokenStore for Elided {
-        fn load(&self, app_key: &str) -> BoxFuture<'_, Result<Option<Tokens>, String>> {
+        fn load(&self, app_key: &str) -> BoxFuture<'_, Result<Option<Tokens>, StoreFailure>> {
             let app_key = app_key.to_owned();
             Box::pin(async move { self.0.load(&app_key).await })
         }
@@ -207,7 +209,7 @@ mod tests {
             app_key: &str,
             previous_refresh_token: Option<&str>,
             tokens: &Tokens,
-        ) -> BoxFuture<'_, Result<bool, String>> {
+        ) -> BoxFuture<'_, Result<bool, StoreFailure>> {
             let (app_key, prev, tokens) = (
                 app_key.to_owned(),
                 previous_refresh_token.map(str::to_owned),

@@ -2,8 +2,8 @@
 //! `dropsync_aliexpress::pace`): every function that calls AliExpress takes its call starts
 //! from it, so concurrent Lambdas together keep to the app key's rate.
 
-use dropsync_aliexpress::BoxFuture;
 use dropsync_aliexpress::pace::PaceStore;
+use dropsync_aliexpress::{BoxFuture, StoreFailure};
 use dropsync_store::Store;
 
 /// The table as the shared schedule.
@@ -17,12 +17,12 @@ impl PaceStore for StorePace {
         count: u32,
         interval_ms: i64,
         now_ms: i64,
-    ) -> BoxFuture<'a, Result<i64, String>> {
+    ) -> BoxFuture<'a, Result<i64, StoreFailure>> {
         Box::pin(async move {
             self.0
                 .reserve_ae_pace(app_key, count, interval_ms, now_ms)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(StoreFailure::new)
         })
     }
 }

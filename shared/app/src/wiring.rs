@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::queue::{SqsContinuation, SqsQueue};
-use dropsync_aliexpress::{IopClient, IopConfig, TokenStore, Tokens};
+use dropsync_aliexpress::{IopClient, IopConfig, StoreFailure, TokenStore, Tokens};
 use dropsync_shopify::admin::{AdminClient, AdminConfig};
 use dropsync_store::{AeTokenRecord, Store};
 use std::future::Future;
@@ -61,14 +61,14 @@ pub struct StoreTokens(pub Store);
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl TokenStore for StoreTokens {
-    fn load(&self, app_key: &str) -> BoxFuture<'_, Result<Option<Tokens>, String>> {
+    fn load(&self, app_key: &str) -> BoxFuture<'_, Result<Option<Tokens>, StoreFailure>> {
         let app_key = app_key.to_owned();
         Box::pin(async move {
             let rec = self
                 .0
                 .get_ae_tokens(&app_key)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(StoreFailure::new)?;
             Ok(rec.map(|r| Tokens {
                 access_token: r.access_token,
                 refresh_token: r.refresh_token,
@@ -82,7 +82,7 @@ impl TokenStore for StoreTokens {
         app_key: &str,
         previous_refresh_token: Option<&str>,
         tokens: &Tokens,
-    ) -> BoxFuture<'_, Result<bool, String>> {
+    ) -> BoxFuture<'_, Result<bool, StoreFailure>> {
         let app_key = app_key.to_owned();
         let prev = previous_refresh_token.map(str::to_owned);
         let rec = AeTokenRecord {
@@ -95,7 +95,7 @@ impl TokenStore for StoreTokens {
             self.0
                 .put_ae_tokens(&app_key, prev.as_deref(), &rec)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(StoreFailure::new)
         })
     }
 }
