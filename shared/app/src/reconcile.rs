@@ -19,6 +19,7 @@
 //!
 //! Shopify's cost budget is respected by the Admin client's per-shop limiter.
 
+use crate::connect::ConnectError;
 use crate::credentials::Credentials;
 use crate::now_ms;
 use dropsync_domain::ShopDomain;
@@ -100,7 +101,7 @@ fn admin_error(e: AdminError) -> ReconcileError {
 /// subscriptions are repaired (listed, re-created when missing or pointing elsewhere) by the
 /// connect service, when the deployment has a `PUBLIC_URL` to point them at.
 pub trait ShopRepair: Send + Sync {
-    fn repair(&self, shop: &ShopDomain) -> impl Future<Output = Result<(), String>> + Send;
+    fn repair(&self, shop: &ShopDomain) -> impl Future<Output = Result<(), ConnectError>> + Send;
 }
 
 /// No repair step.
@@ -108,7 +109,7 @@ pub trait ShopRepair: Send + Sync {
 pub struct NoRepair;
 
 impl ShopRepair for NoRepair {
-    async fn repair(&self, _shop: &ShopDomain) -> Result<(), String> {
+    async fn repair(&self, _shop: &ShopDomain) -> Result<(), ConnectError> {
         Ok(())
     }
 }
@@ -116,11 +117,8 @@ impl ShopRepair for NoRepair {
 /// The connect service repairs a shop's webhook subscriptions (listed, re-created when missing,
 /// repointed when they point elsewhere).
 impl ShopRepair for crate::connect::ConnectService {
-    async fn repair(&self, shop: &ShopDomain) -> Result<(), String> {
-        let topics = self
-            .reconcile_webhooks(shop)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn repair(&self, shop: &ShopDomain) -> Result<(), ConnectError> {
+        let topics = self.reconcile_webhooks(shop).await?;
         let missing: Vec<&str> = topics
             .iter()
             .filter(|t| !t.subscribed)
@@ -135,7 +133,7 @@ impl ShopRepair for crate::connect::ConnectService {
 
 /// Without a repair service (no `PUBLIC_URL` to point subscriptions at), nothing is done.
 impl<T: ShopRepair> ShopRepair for Option<T> {
-    async fn repair(&self, shop: &ShopDomain) -> Result<(), String> {
+    async fn repair(&self, shop: &ShopDomain) -> Result<(), ConnectError> {
         match self {
             Some(r) => r.repair(shop).await,
             None => Ok(()),
@@ -144,7 +142,7 @@ impl<T: ShopRepair> ShopRepair for Option<T> {
 }
 
 impl<T: ShopRepair> ShopRepair for Arc<T> {
-    fn repair(&self, shop: &ShopDomain) -> impl Future<Output = Result<(), String>> + Send {
+    fn repair(&self, shop: &ShopDomain) -> impl Future<Output = Result<(), ConnectError>> + Send {
         T::repair(self, shop)
     }
 }
@@ -324,7 +322,7 @@ impl<A: ShopifyAdmin> ReconcileService<A> {
                 }
             }
             if let Err(e) = repair.repair(shop).await {
-                warn!(shop = %shop, error = e.as_str(), "webhook subscription repair failed");
+                warn!(shop = %shop, error = %e, "webhook subscription repair failed");
             }
         }
         info!(?out, "scheduled reconciliation");
