@@ -129,7 +129,7 @@ pub async fn enqueue_if_due<Q: PlaceQueue>(
     Ok(true)
 }
 
-/// A webhook delivery over HTTPS ([`WebhookService::handle_http`]), then, for an order delivery
+/// A webhook delivery over HTTPS ([`WebhookService::handle_signed_delivery`]), then, for an order delivery
 /// that left the order in `awaiting_order`, [`enqueue_if_due`]. Only a message is sent: the
 /// placing runs in the order placer, never inside Shopify's 5 s. A failed send is logged and does
 /// not fail the delivery (the order stays in *Awaiting order*, where the merchant can place it).

@@ -423,7 +423,7 @@ async fn after_the_refresh_tokens_end_manual_syncs_and_placements_answer_409_say
     let unplaced = 9_007_199_254_740_993 + fastrand::u64(1..1_000_000_000) * 2;
     let now = dropsync_app::now_ms();
     fx.store
-        .apply_shopify(
+        .save_shopify_facts(
             &shop,
             unplaced,
             facts("paid", now, &[(unplaced + 2, 1)]),

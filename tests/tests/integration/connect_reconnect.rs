@@ -285,7 +285,7 @@ async fn order_with_a_due_push(fx: &Fx) -> (u64, u64) {
     .await;
     let now = now_ms();
     fx.store
-        .apply_shopify(
+        .save_shopify_facts(
             &fx.shop,
             order_id,
             facts("paid", now, &[(line, 1)]),
