@@ -1,22 +1,27 @@
 //! The push lease against the DynamoDB emulator: one worker at a time per package, a lease that
 //! ran out is claimable again, and only its owner can release a lease.
 
+use dropsync_domain::ShopDomain;
 use dropsync_store::LeasedPackage;
 use dropsync_tests::{fresh_store, shop};
 use std::time::Duration;
 
 const LEASE: Duration = Duration::from_secs(120);
 
+fn package<'a>(shop: &'a ShopDomain, order_id: u64, tracking_number: &'a str) -> LeasedPackage<'a> {
+    LeasedPackage {
+        shop,
+        order_id,
+        ae_order_id: 70 + order_id,
+        tracking_number,
+    }
+}
+
 #[tokio::test]
 async fn a_held_lease_keeps_a_second_worker_off_until_it_is_released() {
     let store = fresh_store().await;
     let s = shop("lease-held");
-    let package = LeasedPackage {
-        shop: &s,
-        order_id: 1,
-        ae_order_id: 77,
-        tracking_number: "LP1",
-    };
+    let package = package(&s, 1, "LP1");
     let first = store.claim_push_lease(package, LEASE, 1_000).await.unwrap();
     assert!(first.is_some());
     assert_eq!(
@@ -50,12 +55,7 @@ async fn a_held_lease_keeps_a_second_worker_off_until_it_is_released() {
 async fn a_lease_that_ran_out_is_taken_over_and_the_late_owner_cannot_release_it() {
     let store = fresh_store().await;
     let s = shop("lease-expired");
-    let package = LeasedPackage {
-        shop: &s,
-        order_id: 2,
-        ae_order_id: 78,
-        tracking_number: "LP3",
-    };
+    let package = package(&s, 2, "LP3");
     let late = store
         .claim_push_lease(package, LEASE, 1_000)
         .await
