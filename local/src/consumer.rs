@@ -153,7 +153,7 @@ pub async fn continuations<A: AliExpressApi + 'static, Q: TrackingQueue + 'stati
                 deadline_within(POLL_INVOCATION, Duration::from_secs(30)),
             )
             .await
-            .map_err(|e| warn!(error = e.as_str(), "continuation failed"))
+            .map_err(|e| warn!(error = %e, "continuation failed"))
             .is_ok(),
             Err(e) => {
                 warn!(error = %e, "bad continuation");

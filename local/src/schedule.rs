@@ -175,7 +175,7 @@ pub async fn run_schedule<A: AliExpressApi + 'static, Q: TrackingQueue + 'static
         )
         .await
         {
-            warn!(error = e.as_str(), "scheduled poll failed");
+            warn!(error = %e, "scheduled poll failed");
         }
     }
 }

@@ -8,8 +8,8 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use dropsync_aliexpress::AliExpressApi;
 pub use dropsync_app::queue::Continuation;
-use dropsync_app::queue::TrackingQueue;
-use dropsync_app::sync::{PollCursor, PollReport, SyncService};
+use dropsync_app::queue::{QueueError, TrackingQueue};
+use dropsync_app::sync::{PollCursor, PollReport, SyncError, SyncService};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +28,16 @@ pub enum Trigger {
 pub enum TriggerError {
     #[error("unrecognised event: {0}")]
     Unrecognised(String),
+}
+
+/// Why an invocation failed; its trigger runs again (the schedule's retry, or the continuation
+/// message coming back), so nothing is dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Poll(#[from] SyncError),
+    #[error("the continuation was not sent: {0}")]
+    Continuation(#[source] QueueError),
 }
 
 /// Reads the event: an EventBridge scheduled event (`"detail-type": "Scheduled Event"`), an SQS
@@ -68,7 +78,7 @@ pub async fn run<A, Q, C>(
     continuation: &C,
     triggers: Vec<Trigger>,
     deadline: Instant,
-) -> Result<Vec<PollReport>, String>
+) -> Result<Vec<PollReport>, RunError>
 where
     A: AliExpressApi + 'static,
     Q: TrackingQueue + 'static,
@@ -80,14 +90,14 @@ where
             Trigger::Schedule => None,
             Trigger::Continue(c) => Some(c),
         };
-        let report = svc.poll(from, deadline).await.map_err(|e| e.to_string())?;
+        let report = svc.poll(from, deadline).await?;
         if let Some(c) = &report.continue_from {
             // A failed send fails the invocation: its trigger (the schedule's retry, or the
             // continuation message coming back) runs again, so the rest is never dropped.
             continuation
                 .continue_from(c)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(RunError::Continuation)?;
             info!(shard = c.shard, "continuation sent");
         }
         reports.push(report);
