@@ -128,12 +128,21 @@ fuzz:
 # everywhere, checked against the sandboxes' records; fails on any violation. The default is the
 # full 1,000-order run in release; CI runs `make chaos-ci` (100 orders, short bans, the test build
 # CI has already compiled) as its own step.
+# Then the placement chaos run (`chaos-place`): PLACE_CHAOS_ORDERS paid, mapped orders placed through
+# the place routes and the order placer with lost answers, duplicate clicks, throttling and placers
+# killed between the create and the write; fails on any duplicate AliExpress order, any order left
+# without an attention item, or any address in the logs.
 ORDERS ?= 1000
+PLACE_CHAOS_ORDERS ?= 1000
 CHAOS_PROFILE ?= --release
 BAN_SECONDS ?=
-.PHONY: chaos chaos-ci
+.PHONY: chaos chaos-ci chaos-place
 chaos: venv
 	ORDERS=$(ORDERS) BAN_SECONDS=$(BAN_SECONDS) $(SERVICES) -- cargo run $(CHAOS_PROFILE) --locked -p dropsync-bench --bin chaos
+	$(MAKE) chaos-place
+
+chaos-place: venv
+	ORDERS=$(PLACE_CHAOS_ORDERS) BAN_SECONDS=$(BAN_SECONDS) $(SERVICES) -- cargo run $(CHAOS_PROFILE) --locked -p dropsync-bench --bin chaos_place
 
 chaos-ci:
-	$(MAKE) chaos ORDERS=100 BAN_SECONDS=0.4 CHAOS_PROFILE=
+	$(MAKE) chaos ORDERS=100 PLACE_CHAOS_ORDERS=100 BAN_SECONDS=0.4 CHAOS_PROFILE=

@@ -5,10 +5,15 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use dropsync_aliexpress::AliExpressApi;
 use dropsync_aliexpress_poller::{run, trigger};
+use dropsync_app::auto_place::{SqsPlaceQueue, deliver_and_queue};
+use dropsync_app::place::Placer;
 use dropsync_app::push::PushService;
 use dropsync_app::queue::{SqsContinuation, TrackingQueue};
 use dropsync_app::sync::{SyncService, deadline_within};
+use dropsync_app::webhook::WebhookService;
 use dropsync_shopify::admin::ShopifyAdmin;
+use dropsync_store::Store;
+use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,6 +132,57 @@ pub async fn tracking<A: ShopifyAdmin + 'static>(
             .map(|f| f.item_identifier.clone())
             .collect();
         settle(&sqs, &url, handles, &failed).await;
+    }
+}
+
+/// Feeds the order placer (shops with `auto_place` on) with the same library handler as the
+/// `order-placer` function, so a paid, mapped order is placed locally as it is on AWS.
+pub async fn placement(
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    placer: Arc<dyn Placer>,
+    store: Store,
+) {
+    loop {
+        let Some((event, handles)) = receive(&sqs, &url).await else {
+            continue;
+        };
+        let event: SqsEvent = match serde_json::from_value(event) {
+            Ok(e) => e,
+            Err(e) => {
+                warn!(error = %e, "batch not representable as an SQS event");
+                continue;
+            }
+        };
+        let response = dropsync_order_placer::handle(&*placer, &store, event).await;
+        let failed: Vec<String> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        settle(&sqs, &url, handles, &failed).await;
+    }
+}
+
+/// One webhook delivery as the `shopify-webhook` function answers it: applied, then (with a
+/// placement queue) an order due for automatic placement is queued for [`placement`].
+pub async fn webhook<A: ShopifyAdmin>(
+    svc: &WebhookService<A>,
+    place_queue: Option<&SqsPlaceQueue>,
+    req: Request,
+) -> Response<Body> {
+    match (place_queue, dropsync_shopify_webhook::post_only(&req)) {
+        (_, Some(refused)) => refused,
+        (Some(queue), None) => dropsync_shopify_webhook::respond(
+            deliver_and_queue(
+                svc,
+                queue,
+                dropsync_shopify_webhook::header_lookup(&req),
+                req.body().as_ref(),
+            )
+            .await,
+        ),
+        (None, None) => dropsync_shopify_webhook::handle_request(svc, req).await,
     }
 }
 

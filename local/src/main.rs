@@ -1,7 +1,8 @@
 //! `make local`: the whole of dropsync on one machine. Every function on
 //! `127.0.0.1:${PORT:-3000}` exactly as API Gateway serves it, the poller on its schedule, and
-//! the queue consumers that feed the tracking pusher (and the poller's continuations) with real
-//! SQS batches — against the emulator, with the table and queues created from `template.yaml`.
+//! the queue consumers that feed the tracking pusher, the order placer (and the poller's
+//! continuations) with real SQS batches — against the emulator, with the table and queues
+//! created from `template.yaml`.
 
 use dropsync_aliexpress::IopClient;
 use dropsync_api::Api;
@@ -22,13 +23,14 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 struct Local {
     webhook: WebhookService<AdminClient>,
+    place_queue: Option<dropsync_app::auto_place::SqsPlaceQueue>,
     api: Api<IopClient, SqsQueue>,
 }
 
 impl server::Handler for Local {
     async fn call(&self, req: Request) -> Response<Body> {
         if req.uri().path().trim_end_matches('/') == "/webhooks/shopify" {
-            dropsync_shopify_webhook::handle_request(&self.webhook, req).await
+            consumer::webhook(&self.webhook, self.place_queue.as_ref(), req).await
         } else {
             self.api.handle(req).await
         }
@@ -65,6 +67,7 @@ async fn main() -> Result<(), Error> {
         .ok_or("template has no TrackingQueue")?;
     config.tracking_queue_url = Some(tracking_url.clone());
     config.continuation_queue_url = urls.get("PollerContinuationQueue").cloned();
+    let place_url = urls.get("PlaceQueue").cloned();
 
     // `make local` serves on 127.0.0.1:${PORT}: that is where OAuth redirects come back to.
     if config.public_url.is_none() {
@@ -105,11 +108,14 @@ async fn main() -> Result<(), Error> {
             credentials: credentials.clone(),
             admin: Some(admin.clone()),
         },
+        place_queue: place_url
+            .clone()
+            .map(|u| dropsync_app::auto_place::SqsPlaceQueue::new(sqs.clone(), u)),
         api: Api {
             store: store.clone(),
             credentials: credentials.clone(),
             sync: Some(sync.clone()),
-            place: Some(place),
+            place: Some(place.clone()),
             connect: connect.clone(),
             reconcile: Some(reconcile.clone()),
         },
@@ -138,6 +144,9 @@ async fn main() -> Result<(), Error> {
         pusher,
         max_receives,
     ));
+    if let Some(url) = place_url {
+        tokio::spawn(consumer::placement(sqs.clone(), url, place, store.clone()));
+    }
     if let Some(url) = config.continuation_queue_url.clone() {
         tokio::spawn(consumer::continuations(
             sqs.clone(),

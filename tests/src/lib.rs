@@ -10,6 +10,7 @@
 )]
 
 pub mod chaos;
+pub mod chaos_place;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,

@@ -13,12 +13,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PY = os.path.join(ROOT, ".venv", "bin", "python")
 SERVICES = os.path.join(ROOT, "tests", "tools", "services.py")
 DEMO = os.path.join(ROOT, "tests", "tools", "demo.py")
+AUTO_PLACE = os.path.join(ROOT, "tests", "tools", "auto_place_local.py")
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "sandbox"))
 
 
-def run(env, *args):
-    proc = subprocess.run([PY, SERVICES, "--local", *args, "--", PY, DEMO], cwd=ROOT, env=env,
+def run(env, *args, script=DEMO):
+    proc = subprocess.run([PY, SERVICES, "--local", *args, "--", PY, script], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
@@ -68,6 +69,13 @@ def test_the_local_stack_uses_the_services_it_is_pointed_at(tmp_path):
     finally:
         shop_srv.stop()
         ae_srv.stop()
+
+
+def test_the_local_stack_places_a_paid_mapped_order_of_an_auto_place_shop_from_its_webhook():
+    """`make local` consumes the placement queue with the order placer's handler, as AWS does."""
+    out = run(clean_env(), "--sandboxes", "shopify,aliexpress", script=AUTO_PLACE)
+    assert "placed by the local order placer as AliExpress order" in out
+    assert "the unmapped order stayed in awaiting_order" in out
 
 
 if __name__ == "__main__":

@@ -1432,7 +1432,10 @@ class AliExpressSandbox:
             if path == "/_admin/products" and verb == "GET":
                 return {"products": list(self.products.values())}
             if path == "/_admin/placements" and verb == "GET":
-                return {"placements": list(self.placements)}
+                # ?out_order_id_prefix= narrows the log to one order's creates (a harness polling
+                # for one create must not copy the whole log each time).
+                prefix = str(data.get("out_order_id_prefix", ""))
+                return {"placements": [p for p in self.placements if p["out_order_id"].startswith(prefix)]}
             if path == "/_admin/faults/order-create" and verb == "POST":
                 mode = data.get("mode")
                 if mode not in ("business_error", "lose_answer", "isp_error"):
@@ -1917,7 +1920,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return _json_response(sandbox.set_clock(data))
             if path == "/_admin/reset" and verb == "POST":
                 return _json_response(sandbox.reset())
-            placement = sandbox.placement_admin(verb, path, data)
+            placement = sandbox.placement_admin(verb, path, data if verb != "GET" else dict(query))
             if placement is not None:
                 return _json_response(placement)
             m = _ADMIN_ORDER.match(path)

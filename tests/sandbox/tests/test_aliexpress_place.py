@@ -205,6 +205,15 @@ def test_a_lost_answer_still_creates_the_order_and_a_resend_is_repeated(ae):
     assert sum(1 for p in ae.admin("GET", "/_admin/placements")["placements"] if p.get("outcome") == "created") == 1
 
 
+def test_the_placement_log_can_be_narrowed_to_one_orders_creates(ae):
+    c = ae.client()
+    create(c, "1010-s-1", [item(BRUSH, "")])
+    create(c, "1011-s-1", [item(BRUSH, "")])
+    log = ae.admin("GET", "/_admin/placements?out_order_id_prefix=1010-")["placements"]
+    assert [p["out_order_id"] for p in log] == ["1010-s-1"]
+    assert len(ae.admin("GET", "/_admin/placements")["placements"]) == 2
+
+
 def test_an_injected_business_error_creates_nothing(ae):
     c = ae.client()
     ae.admin("POST", "/_admin/faults/order-create", {"mode": "business_error", "code": "BLACKLIST_BUYER_IN_LIST",
