@@ -270,6 +270,7 @@ def run(d, c):
              "the order page shows why it failed and what to do")
         c.ok(d.order_state(shop, tent["id"])["status"] == "failed", "the order is in Failed (JSON API)")
         axe(page, c, "order (failed)")
+        shoot(page, "order-failed-desktop")
         seen_html.append(page.content())
         page.get_by_role("link", name="Change the mapping of Two-person tent").click()
         c.ok(page.get_by_role("heading", name="Product mappings").count() == 1
@@ -284,6 +285,9 @@ def run(d, c):
              "the variant to map is filled in from the order")
         axe(page, c, "mappings")
         shoot(page, "mappings-desktop")
+        page.set_viewport_size({"width": 390, "height": 844})
+        shoot(page, "mappings-phone")
+        page.set_viewport_size({"width": 1280, "height": 900})
         seen_html.append(page.content())
         page.get_by_role("button", name="Save mapping").click()
         flash = page.locator(".flash").inner_text()

@@ -566,14 +566,6 @@ pub fn order_page(chrome: Chrome, o: &Order, tracking_url_template: &str) -> Ord
             cause: h.cause.replace(['_', '/'], " "),
         })
         .collect();
-    let attention = o
-        .attention()
-        .iter()
-        .map(|a| {
-            let (what, advice) = attention_words(a);
-            AttentionView { what, advice }
-        })
-        .collect();
     // A placement failure carries its own advice; older failures only their text.
     let failed = match dropsync_domain::placement::current_failure(o) {
         Some(f) if o.status == OrderStatus::Failed => Some((f.message.clone(), f.advice.clone())),
@@ -583,6 +575,16 @@ pub fn order_page(chrome: Chrome, o: &Order, tracking_url_template: &str) -> Ord
             .filter(|_| o.status == OrderStatus::Failed)
             .map(|r| (r.clone(), failure_advice(r).to_owned())),
     };
+    // The "Placing failed" card says it already, with what to do: not twice.
+    let attention = o
+        .attention()
+        .iter()
+        .filter(|a| failed.is_none() || !matches!(a, Attention::PlacementFailed { .. }))
+        .map(|a| {
+            let (what, advice) = attention_words(a);
+            AttentionView { what, advice }
+        })
+        .collect();
     let can_place = matches!(
         o.status,
         OrderStatus::AwaitingOrder | OrderStatus::Failed | OrderStatus::Canceled
