@@ -4,8 +4,10 @@ against the local stack with the sandboxes, the same way a merchant uses it.
 Run inside `services.py --local --sandboxes shopify,aliexpress` (tests/browser/test_dashboard.py
 does). It starts the local stack, drives orders into it through signed Shopify webhooks and the
 sandbox AliExpress (tests/tools/demo.py's helpers), then signs in and checks the tabs and their
-counts against the JSON API, links an AliExpress order, syncs and sees the new tracking, changes a
-setting, is refused a CSRF-less POST, signs out and finds the old cookie dead. axe-core runs on
+counts against the JSON API, links an AliExpress order, syncs and sees the new tracking, places an
+order, fixes a failed one (its product was taken down: a new mapping through the mappings page's
+product lookup, then Re-place), changes a setting, is refused a CSRF-less POST, signs out and finds
+the old cookie dead. axe-core runs on
 every main page. Screenshots (1280 px and 390 px) go to target/browser/. Exits 0, or 1 with the
 failures.
 """
