@@ -4,8 +4,10 @@ against the local stack with the sandboxes, the same way a merchant uses it.
 Run inside `services.py --local --sandboxes shopify,aliexpress` (tests/browser/test_dashboard.py
 does). It starts the local stack, drives orders into it through signed Shopify webhooks and the
 sandbox AliExpress (tests/tools/demo.py's helpers), then signs in and checks the tabs and their
-counts against the JSON API, links an AliExpress order, syncs and sees the new tracking, changes a
-setting, is refused a CSRF-less POST, signs out and finds the old cookie dead. axe-core runs on
+counts against the JSON API, links an AliExpress order, syncs and sees the new tracking, places an
+order, fixes a failed one (its product was taken down: a new mapping through the mappings page's
+product lookup, then Re-place), changes a setting, is refused a CSRF-less POST, signs out and finds
+the old cookie dead. axe-core runs on
 every main page. Screenshots (1280 px and 390 px) go to target/browser/. Exits 0, or 1 with the
 failures.
 """
@@ -28,6 +30,8 @@ AXE = os.path.join(ROOT, "tests", "browser", "node_modules", "axe-core", "axe.mi
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
+# The tent's old AliExpress listing: product and SKU.
+OLD_TENT = ("1005001000000099", "12001000000000099")
 TAB_LABELS = {"pending": "Pending", "awaiting_order": "Awaiting order", "awaiting_payment": "Awaiting payment",
               "awaiting_shipment": "Awaiting shipment", "awaiting_fulfillment": "Awaiting fulfillment",
               "fulfilled": "Fulfilled", "canceled": "Canceled", "failed": "Failed"}
@@ -58,6 +62,8 @@ def seed(d):
         ("#1004", "paid", [("STOVE-1", "Camping stove", 1, "39.00")]),
         ("#1005", "paid", [("CHAIR-1", "Folding chair", 2, "29.00")]),
         ("#1006", "paid", [("TORCH-1", "Head torch", 1, "14.00")]),
+        ("#1007", "paid", [("LAMP-1", "Camping lamp", 1, "19.90")]),
+        ("#1008", "paid", [("TENT-2P", "Two-person tent", 1, "89.00")]),
     ):
         made[name] = d.shopify_order(shop, name, fin, lines)
         d.webhook(shop, "orders/create", made[name]["id"])
@@ -77,6 +83,18 @@ def seed(d):
     # #1006 is canceled by the customer.
     d.update(shop, made["#1006"]["id"], cancelled_at=True, cancel_reason="customer", financial_status="refunded")
     d.webhook(shop, "orders/cancelled", made["#1006"]["id"])
+    # The supplier catalog. The lamp is mapped to its product; the tent was mapped to a listing its
+    # seller has since taken down, so placing #1008 fails until the merchant maps another product.
+    for sku in ("LAMP-1", "TENT-2P"):
+        _, pid, sku_id, title, store, store_name, price = demo.CATALOG[sku]
+        d.ae_product(pid, sku_id, title, store, store_name, price)
+    d.map(shop, "LAMP-1", demo.CATALOG["LAMP-1"][1], demo.CATALOG["LAMP-1"][2])
+    old_tent = dict(product_id=OLD_TENT[0], title="Two-person tent (old listing)", store_id=3309,
+                    store_name="Old Tents", skus=[{"sku_id": OLD_TENT[1], "sku_attr": "", "price": "39.00",
+                                                   "stock": 50}])
+    demo.must("POST", f"{d.ae}/products", old_tent)
+    d.map(shop, "TENT-2P", *OLD_TENT)
+    demo.must("POST", f"{d.ae}/products", {**old_tent, "status": "offline"})
     # The other shop has an order too (a shop token must not see it).
     k = d.shopify_order(other, "#2001", "paid", [("KNIFE-8", "Chef knife", 1, "35.00")])
     d.webhook(other, "orders/create", k["id"])
@@ -170,9 +188,9 @@ def run(d, c):
                 shown[m.group(1)] = int(m.group(2))
         expected = {TAB_LABELS[k]: api.get(k, 0) for k in TAB_LABELS}
         c.ok(shown == expected, f"the eight DSers tabs show the API's counts ({shown})")
-        c.ok(expected["Awaiting order"] == 2 and expected["Awaiting shipment"] == 1 and expected["Fulfilled"] == 1 and expected["Canceled"] == 1,
+        c.ok(expected["Awaiting order"] == 4 and expected["Awaiting shipment"] == 1 and expected["Fulfilled"] == 1 and expected["Canceled"] == 1,
              "the seeded orders are where they should be")
-        c.ok(page.locator("table.orders tbody tr").count() == 2, "Awaiting order lists its two orders")
+        c.ok(page.locator("table.orders tbody tr").count() == 4, "Awaiting order lists its four orders")
         axe(page, c, "orders")
         shoot(page, "orders-desktop")
         page.set_viewport_size({"width": 390, "height": 844})
@@ -187,7 +205,7 @@ def run(d, c):
              "searching #1003 finds it in the Fulfilled tab")
         seen_html.append(page.content())
 
-        # Bulk place from Awaiting order (placement is not switched on: a plain answer, nothing moves).
+        # Bulk place from Awaiting order: #1005 has no mapping, so it fails and the answer says where to look.
         visit(f"{base}/app/shops/{shop}/orders?tab=awaiting_order")
         page.check(f"#pick-{made['#1005']['id']}")
         page.click("#bulk button[type=submit]")
@@ -226,11 +244,81 @@ def run(d, c):
         shoot(page, "order-phone")
         page.set_viewport_size({"width": 1280, "height": 900})
 
-        # An order awaiting its supplier order: the place form (a seam) and the link form.
-        visit(f"{base}/app/shops/{shop}/orders/{made['#1005']['id']}")
-        c.ok(page.get_by_role("button", name="Place order").count() == 1, "an order awaiting order offers Place order")
-        page.get_by_role("button", name="Place order").click()
-        c.ok(page.locator(".flash").count() == 1, "Place order answers with a flash message")
+        # A fulfilled order shows each line's fulfilled quantity from its pushed packages.
+        visit(f"{base}/app/shops/{shop}/orders/{made['#1003']['id']}")
+        cell = page.locator("table.lines tbody tr").first.locator("td[data-label=Fulfilled]")
+        c.ok(cell.inner_text().strip() == "1", f"a fulfilled order's line shows 1 fulfilled ({cell.inner_text()!r})")
+
+        # Place an order: a mapped, paid order goes to AliExpress and waits for payment there.
+        lamp = made["#1007"]
+        visit(f"{base}/app/shops/{shop}/orders/{lamp['id']}")
+        page.get_by_role("button", name="Place order", exact=True).click()
+        flash = page.locator(".flash").inner_text()
+        c.ok(flash.startswith("Placed 1 order on AliExpress"), f"Place order says it placed ({flash})")
+        c.ok(page.get_by_role("heading", level=1).locator(".badge").inner_text() == "Awaiting payment"
+             and d.order_state(shop, lamp["id"])["status"] == "awaiting_payment",
+             "the placed order moves to Awaiting payment (page and JSON API)")
+        seen_html.append(page.content())
+
+        # Fix a failed order: the tent's listing is offline, so placing fails with advice; the
+        # merchant maps the tent to the seller's current listing and presses Re-place.
+        tent = made["#1008"]
+        visit(f"{base}/app/shops/{shop}/orders/{tent['id']}")
+        page.get_by_role("button", name="Place order", exact=True).click()
+        c.ok("could not be placed" in page.locator(".flash").inner_text(), "a failed placement says so")
+        failed = page.locator("section[aria-labelledby=fail-h]")
+        c.ok(failed.count() == 1 and "not on sale" in failed.inner_text()
+             and "Map the variant to another AliExpress product" in failed.inner_text(),
+             "the order page shows why it failed and what to do")
+        c.ok(d.order_state(shop, tent["id"])["status"] == "failed", "the order is in Failed (JSON API)")
+        axe(page, c, "order (failed)")
+        shoot(page, "order-failed-desktop")
+        seen_html.append(page.content())
+        page.get_by_role("link", name="Change the mapping of Two-person tent").click()
+        c.ok(page.get_by_role("heading", name="Product mappings").count() == 1
+             and page.input_value("#product") == "" , "the mappings page opens from the failed order")
+        page.fill("#product", f"https://www.aliexpress.com/item/{demo.CATALOG['TENT-2P'][1]}.html")
+        page.get_by_role("button", name="Look up on AliExpress").click()
+        found = page.locator("form.lookup-result")
+        c.ok(found.count() == 1 and "Two-person tent" in found.inner_text() and "Tent Factory" in found.inner_text()
+             and demo.CATALOG["TENT-2P"][2] in found.inner_text(),
+             "the lookup (ds.product.get) shows the product, its seller and its SKUs")
+        c.ok(page.input_value("#variant") == str(demo.VARIANTS["TENT-2P"]),
+             "the variant to map is filled in from the order")
+        axe(page, c, "mappings")
+        shoot(page, "mappings-desktop")
+        page.set_viewport_size({"width": 390, "height": 844})
+        shoot(page, "mappings-phone")
+        page.set_viewport_size({"width": 1280, "height": 900})
+        seen_html.append(page.content())
+        page.get_by_role("button", name="Save mapping").click()
+        flash = page.locator(".flash").inner_text()
+        c.ok(flash.startswith(f"Mapped variant {demo.VARIANTS['TENT-2P']}") and "Re-place" in flash,
+             f"saving the mapping says so and leads back to the order ({flash})")
+        stored = demo.must("GET", f"{base}/shops/{shop}/mappings", None, d.auth)["mappings"]
+        c.ok(any(m["variant_id"] == str(demo.VARIANTS["TENT-2P"])
+                 and m["aliexpress_product_id"] == demo.CATALOG["TENT-2P"][1] for m in stored),
+             "the new mapping is stored (JSON API)")
+        page.get_by_role("button", name="Re-place order").click()
+        flash = page.locator(".flash").inner_text()
+        c.ok(flash.startswith("Placed 1 order on AliExpress"), f"Re-place says it placed ({flash})")
+        c.ok(page.get_by_role("heading", level=1).locator(".badge").inner_text() == "Awaiting payment"
+             and d.order_state(shop, tent["id"])["status"] == "awaiting_payment"
+             and page.locator("section[aria-labelledby=fail-h]").count() == 0,
+             "the fixed order moves to Awaiting payment and the failure is gone")
+        seen_html.append(page.content())
+
+        # The mappings page lists both mappings; a lookup of an unknown product says so in words.
+        visit(f"{base}/app/shops/{shop}/mappings")
+        c.ok(page.locator("table.maps tbody tr").count() == 2, "the mappings page lists the two mappings")
+        page.fill("#product", "1005009999999999")
+        page.get_by_role("button", name="Look up on AliExpress").click()
+        c.ok(page.get_by_role("alert").count() == 1 and "1005009999999999" in page.get_by_role("alert").inner_text(),
+             "an unknown product is answered in plain words")
+        r = page.request.post(f"{base}/app/shops/{shop}/mappings",
+                              form={"product_id": demo.CATALOG["LAMP-1"][1], "sku_id": demo.CATALOG["LAMP-1"][2],
+                                    "variant_id": str(demo.VARIANTS["TENT-2P"])}, max_redirects=0)
+        c.ok(r.status == 403, "a CSRF-less mapping save is refused")
 
         # Settings: change one, see it in the JSON API.
         before = demo.must("GET", f"{base}/shops/{shop}/settings", None, d.auth)
@@ -255,11 +343,10 @@ def run(d, c):
         c.ok(r.status == 403 and not d.order_state(shop, made["#1005"]["id"])["supplier_orders"],
              "a CSRF-less link is refused and links nothing")
 
-        # Attention and mappings.
+        # Attention.
         visit(f"{base}/app/shops/{shop}/attention")
         c.ok(page.get_by_role("heading", name="Needs attention").count() == 1, "the attention page opens")
-        visit(f"{base}/app/shops/{shop}/mappings")
-        axe(page, c, "mappings")
+        axe(page, c, "attention")
 
         # Nothing secret on any page.
         leaked = [s for s in secrets if any(s in h for h in seen_html)]

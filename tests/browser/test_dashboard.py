@@ -1,6 +1,7 @@
 """The dashboard in headless Chromium against the local stack and the sandboxes (see
-dashboard.py): sign-in, tabs and counts against the JSON API, link, Sync now, settings, CSRF,
-sign-out, axe-core. Screenshots land in target/browser/."""
+dashboard.py): sign-in, tabs and counts against the JSON API, link, Sync now, place an order, fix
+a failed one through the mappings page's product lookup, settings, CSRF, sign-out, axe-core.
+Screenshots land in target/browser/."""
 import os
 import subprocess
 import sys
@@ -27,5 +28,6 @@ def test_a_merchant_signs_in_reads_the_tabs_links_syncs_changes_a_setting_and_si
     print(out[-6000:])
     assert proc.returncode == 0, out[-6000:]
     assert "dashboard: every check passed" in out
-    for shot in ("orders-desktop", "orders-phone", "order-desktop", "order-phone", "signin-desktop"):
+    for shot in ("orders-desktop", "orders-phone", "order-desktop", "order-phone", "signin-desktop",
+                 "mappings-desktop", "mappings-phone", "order-failed-desktop"):
         assert os.path.getsize(os.path.join(ROOT, "target", "browser", f"{shot}.png")) > 10_000

@@ -377,8 +377,16 @@ def story(d):
     return 0
 
 
+def stop_on_signal(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main():
     keep = "--keep" in sys.argv[1:]
+    # services.py forwards Ctrl-C and SIGTERM here; a shell that starts this in the background
+    # leaves SIGINT ignored. Either way the stack this started is stopped on the way out.
+    signal.signal(signal.SIGINT, stop_on_signal)
+    signal.signal(signal.SIGTERM, stop_on_signal)
     proc, base = start_stack()
     try:
         d = Demo(base)

@@ -143,6 +143,14 @@ pub trait Placer: Send + Sync + std::fmt::Debug {
         &'a self,
         mapping: VariantMapping,
     ) -> BoxFuture<'a, Result<VariantMapping, MappingCheckError>>;
+
+    /// What `ds.product.get` says about a product as sold to a country now: its seller and
+    /// SKUs, for the merchant to pick the one to map.
+    fn lookup_product<'a>(
+        &'a self,
+        product_id: u64,
+        ship_to_country: &'a str,
+    ) -> BoxFuture<'a, Result<ProductAnswer, AeError>>;
 }
 
 /// The placement service.
@@ -172,6 +180,14 @@ where
         mapping: VariantMapping,
     ) -> BoxFuture<'a, Result<VariantMapping, MappingCheckError>> {
         Box::pin(self.check_mapping_impl(mapping))
+    }
+
+    fn lookup_product<'a>(
+        &'a self,
+        product_id: u64,
+        ship_to_country: &'a str,
+    ) -> BoxFuture<'a, Result<ProductAnswer, AeError>> {
+        Box::pin(self.ae.product_get(product_id, ship_to_country))
     }
 }
 

@@ -477,6 +477,29 @@ impl Order {
         needed
     }
 
+    /// How many of each line item are fulfilled, by line item id: what dropsync pushed to
+    /// Shopify in its packages, or Shopify's own count when that is larger (the merchant or
+    /// another app fulfilled some by hand), never more than the line's quantity. Shopify's
+    /// webhook may never report back what dropsync pushed, so the line's stored
+    /// `fulfilled_quantity` alone under-counts.
+    pub fn fulfilled_quantities(&self) -> BTreeMap<u64, u32> {
+        let mut done = self.done();
+        for li in &self.shopify.line_items {
+            if let Some(q) = done.get_mut(&li.id) {
+                *q = (*q).min(li.quantity);
+            }
+        }
+        done
+    }
+
+    /// How many of one line item are fulfilled (see [`Order::fulfilled_quantities`]).
+    pub fn fulfilled_quantity(&self, line_item_id: u64) -> u32 {
+        self.fulfilled_quantities()
+            .get(&line_item_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Quantity of each line item that is done: pushed by dropsync or fulfilled in Shopify.
     fn done(&self) -> BTreeMap<u64, u32> {
         let mut pushed: BTreeMap<u64, u32> = BTreeMap::new();
@@ -890,6 +913,50 @@ mod tests {
             fulfillment_id: None,
         };
         assert_eq!(o.derive_status(), OrderStatus::Fulfilled);
+    }
+
+    #[test]
+    fn fulfilled_quantities_count_pushed_packages_and_shopifys_own_fulfillments() {
+        let mut o =
+            Order::from_shopify(shop(), 1, facts("paid", &[(1, 2), (2, 3), (3, 1)]), "t", 0);
+        let pkg = |n: &str, items: &[(u64, u32)], push| Package {
+            tracking_number: n.into(),
+            carrier: None,
+            items: items
+                .iter()
+                .map(|(line_item_id, quantity)| PackageItem {
+                    line_item_id: *line_item_id,
+                    quantity: *quantity,
+                })
+                .collect(),
+            push,
+            previous_tracking: None,
+            found_at_ms: 0,
+            due_since_ms: 0,
+            gave_up: None,
+        };
+        let pushed = || PushState::Pushed {
+            fulfillment_id: Some("gid://shopify/Fulfillment/1".into()),
+        };
+        let mut so = SupplierOrder::new(11, vec![1, 2], vec![]);
+        so.packages.push(pkg("A", &[(1, 2), (2, 1)], pushed()));
+        so.packages.push(pkg("B", &[(2, 1)], pushed()));
+        // Found but not yet in Shopify: not fulfilled.
+        so.packages.push(pkg("C", &[(2, 1)], PushState::Pending));
+        o.supplier_orders.push(so);
+        // Line 3 was fulfilled by hand in Shopify; line 2's stored count lags behind the pushes.
+        o.shopify.line_items[1].fulfilled_quantity = 1;
+        o.shopify.line_items[2].fulfilled_quantity = 1;
+        let q = o.fulfilled_quantities();
+        assert_eq!(q.get(&1), Some(&2));
+        assert_eq!(q.get(&2), Some(&2));
+        assert_eq!(o.fulfilled_quantity(3), 1);
+        assert_eq!(o.fulfilled_quantity(99), 0, "an unknown line has none");
+        // A package that claims more than was ordered does not show more than the quantity.
+        o.supplier_orders[0]
+            .packages
+            .push(pkg("D", &[(1, 5)], pushed()));
+        assert_eq!(o.fulfilled_quantity(1), 2);
     }
 
     #[test]

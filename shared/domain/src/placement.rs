@@ -165,6 +165,21 @@ pub fn latest(order: &Order, seller_id: u64) -> Option<&Placement> {
         .max_by_key(|p| p.attempt)
 }
 
+/// The failure to show the merchant: an order-level one (address, mapping), else the latest
+/// seller failure that no later attempt of that seller has replaced.
+pub fn current_failure(order: &Order) -> Option<&Failure> {
+    order.placement_failure.as_ref().or_else(|| {
+        order.placements.iter().rev().find_map(|p| match &p.state {
+            PlacementState::Failed { failure }
+                if latest(order, p.seller_id).is_some_and(|l| l.attempt == p.attempt) =>
+            {
+                Some(failure)
+            }
+            _ => None,
+        })
+    })
+}
+
 /// Decides what may be sent for `seller_id` at `now_ms`.
 pub fn decide_claim(order: &Order, seller_id: u64, now_ms: i64) -> Claim {
     let Some(p) = latest(order, seller_id) else {

@@ -1,5 +1,6 @@
 //! The dashboard's sessions and forms against the emulator: sign-in, the cookie's flags, CSRF,
-//! sign-out that ends the session, shop tokens that see one shop, and the pages' headers.
+//! sign-out that ends the session, shop tokens that see one shop, the pages' headers, and mappings
+//! made from a product lookup.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -260,4 +261,191 @@ async fn the_stylesheet_is_cached_for_a_year_and_never_touches_cookies() {
     );
     assert!(css.headers.get("set-cookie").is_none());
     assert!(css.body.contains(":focus-visible"));
+}
+
+/// AliExpress as the mappings page sees it: product 7 of seller 3301 with SKUs 12 and 13.
+#[derive(Debug)]
+struct Catalog;
+
+impl Catalog {
+    fn product(id: u64) -> dropsync_aliexpress::ProductAnswer {
+        use dropsync_aliexpress::{AeProduct, AeSku, ProductAnswer};
+        if id != 7 {
+            return ProductAnswer::Refused {
+                code: "605".into(),
+                message: "product not found".into(),
+            };
+        }
+        let sku = |id: &str, attr: &str| AeSku {
+            sku_id: id.into(),
+            sku_attr: attr.into(),
+            price: Some("6.10".into()),
+            stock: Some(40),
+            ..AeSku::default()
+        };
+        ProductAnswer::Found(AeProduct {
+            product_id: 7,
+            title: Some("Camping lamp".into()),
+            store_id: Some(3301),
+            store_name: Some("Outdoor Supply".into()),
+            skus: vec![
+                sku("12", "14:175#Warm white"),
+                sku("13", "14:193#Cold white"),
+            ],
+            status: Some("onSelling".into()),
+        })
+    }
+}
+
+impl dropsync_app::place::Placer for Catalog {
+    fn place<'a>(
+        &'a self,
+        _shop: &'a ShopDomain,
+        _order_id: u64,
+    ) -> dropsync_app::place::BoxFuture<
+        'a,
+        Result<dropsync_store::StoredOrder, dropsync_app::place::PlaceError>,
+    > {
+        Box::pin(async { Err(dropsync_app::place::PlaceError::NotFound) })
+    }
+
+    fn check_mapping<'a>(
+        &'a self,
+        mut mapping: dropsync_domain::mapping::VariantMapping,
+    ) -> dropsync_app::place::BoxFuture<
+        'a,
+        Result<dropsync_domain::mapping::VariantMapping, dropsync_app::place::MappingCheckError>,
+    > {
+        Box::pin(async move {
+            use dropsync_app::place::MappingCheckError;
+            for row in &mut mapping.rows {
+                let dropsync_aliexpress::ProductAnswer::Found(p) = Self::product(row.product_id)
+                else {
+                    return Err(MappingCheckError::Unknown(format!(
+                        "AliExpress product {} is unknown",
+                        row.product_id
+                    )));
+                };
+                let sku = p.sku(&row.sku_id).ok_or_else(|| {
+                    MappingCheckError::Unknown(format!("SKU {} is not a SKU of it", row.sku_id))
+                })?;
+                row.sku_attr = sku.sku_attr.clone();
+                row.seller_id = p.store_id.unwrap_or_default();
+                row.title = p.title.clone().unwrap_or_default();
+            }
+            Ok(mapping)
+        })
+    }
+
+    fn lookup_product<'a>(
+        &'a self,
+        product_id: u64,
+        _ship_to_country: &'a str,
+    ) -> dropsync_app::place::BoxFuture<
+        'a,
+        Result<dropsync_aliexpress::ProductAnswer, dropsync_aliexpress::AeError>,
+    > {
+        Box::pin(async move { Ok(Self::product(product_id)) })
+    }
+}
+
+#[tokio::test]
+async fn a_looked_up_sku_is_mapped_only_with_a_csrf_token_and_after_aliexpress_knows_it() {
+    let mut f = fixture().await;
+    f.api.place = Some(std::sync::Arc::new(Catalog));
+    let cookie = f.sign_in(ADMIN).await;
+    let page_path = format!("/app/shops/{}/mappings", f.a);
+    let stored = |f: &Fixture| {
+        let (store, a) = (f.store.clone(), f.a.clone());
+        async move { store.mappings_for(&a, &[55]).await.unwrap() }
+    };
+
+    // The lookup is a plain GET: the product's seller and SKUs in words, the variant filled in.
+    let page = f
+        .call(
+            "GET",
+            &format!("{page_path}?product=https%3A%2F%2Fwww.aliexpress.com%2Fitem%2F7.html&country=us&variant=55"),
+            Some(&cookie),
+            "",
+        )
+        .await;
+    assert_eq!(page.status, 200);
+    for shown in [
+        "Camping lamp",
+        "Outdoor Supply (seller 3301)",
+        "Warm white",
+        "Cold white",
+        "value=\"55\"",
+        "value=\"US\"",
+    ] {
+        assert!(page.body.contains(shown), "{shown}");
+    }
+    let unknown = f
+        .call("GET", &format!("{page_path}?product=8"), Some(&cookie), "")
+        .await;
+    assert!(
+        unknown
+            .body
+            .contains("AliExpress has no product 8 for sale to US")
+    );
+
+    // Without the token: 403 and nothing stored.
+    let res = f
+        .call(
+            "POST",
+            &page_path,
+            Some(&cookie),
+            "product_id=7&sku_id=12&variant_id=55",
+        )
+        .await;
+    assert_eq!(res.status, 403);
+    assert!(stored(&f).await.is_empty());
+
+    // A SKU AliExpress does not know is refused in words; nothing stored.
+    let csrf = csrf_of(&page.body);
+    let res = f
+        .call(
+            "POST",
+            &page_path,
+            Some(&cookie),
+            &format!("csrf={csrf}&product_id=7&sku_id=99&variant_id=55&country=US"),
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    assert!(stored(&f).await.is_empty());
+
+    // The picked SKU is stored with what AliExpress says about it, and the merchant goes back to
+    // the order they came from.
+    let res = f
+        .call(
+            "POST",
+            &page_path,
+            Some(&cookie),
+            &format!("csrf={csrf}&product_id=7&sku_id=13&variant_id=55&country=US&order=1001"),
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    assert_eq!(
+        res.headers.get("location").unwrap(),
+        &format!("/app/shops/{}/orders/1001", f.a)
+    );
+    let m = stored(&f).await;
+    let row = &m[&55].rows[0];
+    assert_eq!(
+        (row.product_id, row.sku_id.as_str(), row.seller_id),
+        (7, "13", 3301)
+    );
+    assert_eq!(row.sku_attr, "14:193#Cold white");
+    let list = f.call("GET", &page_path, Some(&cookie), "").await;
+    assert!(list.body.contains("Cold white") && list.body.contains("/mappings/55/delete"));
+
+    // Removing needs the token too.
+    let delete = format!("{page_path}/55/delete");
+    assert_eq!(f.call("POST", &delete, Some(&cookie), "").await.status, 403);
+    assert_eq!(stored(&f).await.len(), 1);
+    let res = f
+        .call("POST", &delete, Some(&cookie), &format!("csrf={csrf}"))
+        .await;
+    assert_eq!(res.status, 303);
+    assert!(stored(&f).await.is_empty());
 }

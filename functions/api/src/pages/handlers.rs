@@ -415,7 +415,8 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
         }
         if failed > 0 {
             text.push(format!(
-                "{failed} could not be placed: the order page says why and what to do."
+                "{failed} order{} could not be placed: the order page says why and what to do.",
+                if failed == 1 { "" } else { "s" }
             ));
         }
         other.sort();

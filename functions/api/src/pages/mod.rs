@@ -8,6 +8,7 @@
 //! and pages with order data are never cached.
 
 mod handlers;
+mod mappings;
 pub mod session;
 pub mod views;
 
@@ -477,13 +478,16 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
             }
             ("GET", ["shops", shop, "mappings"]) => {
                 let shop = self.shop_for(&s, shop).await?;
-                let page = views::MappingsPage {
-                    chrome: self
-                        .chrome_for(&s, "Mappings", Some(&shop), "mappings", flash)
-                        .await?,
-                    shop: shop.to_string(),
-                };
-                Ok(Outcome::Page(render(&page)?))
+                self.mappings_page(&s, &shop, query, flash).await
+            }
+            ("POST", ["shops", shop, "mappings"]) => {
+                let shop = self.shop_for(&s, shop).await?;
+                self.save_mapping(&shop, &fields).await
+            }
+            ("POST", ["shops", shop, "mappings", variant, "delete"]) => {
+                let shop = self.shop_for(&s, shop).await?;
+                let variant = parse_id(variant)?;
+                self.delete_mapping_pressed(&shop, variant).await
             }
             ("GET", ["shops", shop, "settings"]) => {
                 let shop = self.shop_for(&s, shop).await?;

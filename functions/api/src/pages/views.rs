@@ -384,6 +384,8 @@ pub struct LineView {
     pub quantity: u32,
     pub fulfilled: u32,
     pub linked: bool,
+    /// The Shopify variant (what a mapping is for), or empty when the line has none.
+    pub variant: String,
 }
 
 #[derive(Debug, Clone)]
@@ -440,6 +442,8 @@ pub struct OrderPage {
     pub test: bool,
     pub lines: Vec<LineView>,
     pub unlinked: Vec<LineView>,
+    /// Lines still to order that have a variant, so a mapping can be made for them.
+    pub mappable: Vec<LineView>,
     pub suppliers: Vec<SupplierView>,
     pub history: Vec<HistoryView>,
     pub attention: Vec<AttentionView>,
@@ -464,6 +468,7 @@ pub fn order_page(chrome: Chrome, o: &Order, tracking_url_template: &str) -> Ord
         .filter(|so| so.status != SupplierStatus::Canceled)
         .flat_map(|so| so.line_item_ids.iter().copied())
         .collect();
+    let fulfilled = o.fulfilled_quantities();
     let lines: Vec<LineView> = o
         .shopify
         .line_items
@@ -473,11 +478,17 @@ pub fn order_page(chrome: Chrome, o: &Order, tracking_url_template: &str) -> Ord
             title: l.title.clone().unwrap_or_else(|| "Untitled item".into()),
             sku: l.sku.clone().unwrap_or_default(),
             quantity: l.quantity,
-            fulfilled: l.fulfilled_quantity,
+            fulfilled: fulfilled.get(&l.id).copied().unwrap_or(0),
             linked: linked.contains(&l.id),
+            variant: l.variant_id.map(|v| v.to_string()).unwrap_or_default(),
         })
         .collect();
     let unlinked: Vec<LineView> = lines.iter().filter(|l| !l.linked).cloned().collect();
+    let mappable: Vec<LineView> = unlinked
+        .iter()
+        .filter(|l| !l.variant.is_empty())
+        .cloned()
+        .collect();
     let suppliers = o
         .supplier_orders
         .iter()
@@ -543,19 +554,25 @@ pub fn order_page(chrome: Chrome, o: &Order, tracking_url_template: &str) -> Ord
             cause: h.cause.replace(['_', '/'], " "),
         })
         .collect();
+    // A placement failure carries its own advice; older failures only their text.
+    let failed = match dropsync_domain::placement::current_failure(o) {
+        Some(f) if o.status == OrderStatus::Failed => Some((f.message.clone(), f.advice.clone())),
+        _ => o
+            .failed
+            .as_ref()
+            .filter(|_| o.status == OrderStatus::Failed)
+            .map(|r| (r.clone(), failure_advice(r).to_owned())),
+    };
+    // The "Placing failed" card says it already, with what to do: not twice.
     let attention = o
         .attention()
         .iter()
+        .filter(|a| failed.is_none() || !matches!(a, Attention::PlacementFailed { .. }))
         .map(|a| {
             let (what, advice) = attention_words(a);
             AttentionView { what, advice }
         })
         .collect();
-    let failed = o
-        .failed
-        .as_ref()
-        .filter(|_| o.status == OrderStatus::Failed)
-        .map(|r| (r.clone(), failure_advice(r).to_owned()));
     let can_place = matches!(
         o.status,
         OrderStatus::AwaitingOrder | OrderStatus::Failed | OrderStatus::Canceled
@@ -575,6 +592,7 @@ pub fn order_page(chrome: Chrome, o: &Order, tracking_url_template: &str) -> Ord
         test: o.shopify.test,
         lines,
         unlinked,
+        mappable,
         suppliers,
         history,
         attention,
@@ -614,11 +632,66 @@ pub struct AttentionPage {
     pub next: Option<String>,
 }
 
+/// One row of a variant's mapping.
+#[derive(Debug, Clone)]
+pub struct MappingRowView {
+    pub product_id: String,
+    pub url: String,
+    pub title: String,
+    pub sku_id: String,
+    pub options: String,
+    pub seller: String,
+    pub price: String,
+    pub quantity: u32,
+    pub countries: String,
+    pub shipping: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MappingView {
+    pub variant_id: String,
+    pub rows: Vec<MappingRowView>,
+}
+
+/// One SKU of a looked-up product.
+#[derive(Debug, Clone)]
+pub struct SkuView {
+    pub id: String,
+    pub options: String,
+    pub price: String,
+    pub stock: String,
+    pub sold_out: bool,
+    pub checked: bool,
+}
+
+/// A product as `ds.product.get` answered it.
+#[derive(Debug, Clone)]
+pub struct LookupView {
+    pub product_id: String,
+    pub url: String,
+    pub title: String,
+    pub seller: String,
+    pub on_sale: bool,
+    pub status: String,
+    pub skus: Vec<SkuView>,
+}
+
 #[derive(Debug, Template)]
 #[template(path = "mappings.html")]
 pub struct MappingsPage {
     pub chrome: Chrome,
     pub shop: String,
+    pub mappings: Vec<MappingView>,
+    pub next: Option<String>,
+    pub paged: bool,
+    /// The lookup form as typed.
+    pub product: String,
+    pub country: String,
+    pub variant: String,
+    /// The order the merchant came from (back there after saving), or empty.
+    pub order: String,
+    pub lookup: Option<LookupView>,
+    pub lookup_error: Option<String>,
 }
 
 #[derive(Debug, Template)]
