@@ -118,6 +118,8 @@ impl From<SyncError> for ApiError {
     fn from(e: SyncError) -> Self {
         match e {
             SyncError::NotFound => ApiError::NotFound,
+            // The merchant's move, not a transient fault: say what to do.
+            SyncError::AuthorizationEnded(why) => ApiError::Conflict(why),
             SyncError::Store(s) => s.into(),
             SyncError::Ae(a) => {
                 warn!(error = %a, "AliExpress unavailable for a manual sync");

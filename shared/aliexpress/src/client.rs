@@ -876,6 +876,10 @@ impl AliExpressApi for IopClient {
 }
 
 impl AliExpressPlacing for IopClient {
+    fn app_key(&self) -> Option<&str> {
+        Some(&self.app_key)
+    }
+
     async fn product_get(
         &self,
         product_id: u64,

@@ -122,6 +122,13 @@ pub trait AliExpressPlacing: Send + Sync {
         &self,
         req: &PlaceOrderRequest,
     ) -> impl Future<Output = Result<CreateOutcome, AeError>> + Send;
+
+    /// The app key whose authorization the calls use, when the client has one: placement looks
+    /// up that authorization's re-authorize deadline before reading a customer's address for an
+    /// order that could not be sent.
+    fn app_key(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl<T: AliExpressPlacing> AliExpressPlacing for Arc<T> {
@@ -148,5 +155,9 @@ impl<T: AliExpressPlacing> AliExpressPlacing for Arc<T> {
         req: &PlaceOrderRequest,
     ) -> impl Future<Output = Result<CreateOutcome, AeError>> + Send {
         T::order_create(self, req)
+    }
+
+    fn app_key(&self) -> Option<&str> {
+        T::app_key(self)
     }
 }

@@ -182,6 +182,10 @@ pub enum Disposition {
 pub fn disposition(e: &PlaceError) -> Disposition {
     match e {
         PlaceError::NotFound | PlaceError::NotPlaceable(_) => Disposition::Permanent,
+        // Retrying cannot help before the merchant re-authorizes, and could take weeks: the
+        // order stays in Awaiting order (placed from there afterwards) and the attention list
+        // already says to re-authorize.
+        PlaceError::AuthorizationEnded(_) => Disposition::Permanent,
         PlaceError::Store(_)
         | PlaceError::Shopify(_)
         | PlaceError::Ae(_)
@@ -256,6 +260,14 @@ mod tests {
         assert_eq!(
             disposition(&PlaceError::ReconnectRequired("refused".into())),
             Disposition::Retry
+        );
+    }
+
+    #[test]
+    fn an_ended_aliexpress_authorization_is_not_retried_until_the_queue_gives_up() {
+        assert_eq!(
+            disposition(&PlaceError::AuthorizationEnded("re-authorize".into())),
+            Disposition::Permanent
         );
     }
 

@@ -148,6 +148,30 @@ pub fn aliexpress_status(tokens: Option<&AeTokenRecord>, now: i64) -> &'static s
     }
 }
 
+/// Why no AliExpress call can succeed until the merchant re-authorizes: the stored
+/// authorization of `app_key` has passed its refresh token's end, which AliExpress cannot
+/// extend. `None` while it is valid, when there is none in the table (a legacy token from the
+/// credentials), or when the table cannot be read (the call then answers for itself).
+pub async fn aliexpress_authorization_ended(store: &Store, app_key: &str) -> Option<String> {
+    let rec = match store.get_ae_tokens(app_key).await {
+        Ok(rec) => rec?,
+        Err(e) => {
+            warn!(error = %e, "AliExpress authorization unreadable; going on");
+            return None;
+        }
+    };
+    if aliexpress_status(Some(&rec), now_ms()) != "reauthorize_required" {
+        return None;
+    }
+    let when = rec
+        .refresh_expire_time_ms
+        .and_then(rfc3339)
+        .unwrap_or_default();
+    Some(format!(
+        "the AliExpress authorization ended {when}: re-authorize AliExpress (Shops page, or GET /connect/aliexpress) and try again"
+    ))
+}
+
 impl ConnectService {
     fn app(&self) -> Result<&crate::credentials::ShopifyApp, ConnectError> {
         self.credentials.shopify_app.as_ref().ok_or_else(|| {
@@ -649,7 +673,7 @@ impl ConnectService {
                 "advice": "re-authorize AliExpress (Connect AliExpress) before this date"})),
             Some("reauthorize_required") => items.push(json!({"kind": "aliexpress_reauthorize_required",
                 "reauthorize_by": ae.get("reauthorize_by").cloned().unwrap_or(Value::Null),
-                "advice": "AliExpress authorization has ended: connect AliExpress again; polls are paused until then"})),
+                "advice": "AliExpress authorization has ended: connect AliExpress again; polls and placements are paused until then"})),
             _ => {}
         }
         Ok(items)

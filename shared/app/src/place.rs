@@ -106,6 +106,10 @@ pub enum PlaceError {
     /// Shopify refused the shop's renewal: the merchant must reconnect before placing.
     #[error("the shop must be reconnected to Shopify: {0}")]
     ReconnectRequired(String),
+    /// The AliExpress authorization has ended: nothing can be placed until the merchant
+    /// re-authorizes. Checked before anything is read or claimed, so the order is unchanged.
+    #[error("{0}")]
+    AuthorizationEnded(String),
 }
 
 /// Why a mapping was not stored.
@@ -270,6 +274,13 @@ impl<P: AliExpressPlacing, S: AddressSource> PlaceService<P, S> {
             return Ok(stored);
         }
 
+        if let Some(app_key) = self.ae.app_key()
+            && let Some(why) =
+                crate::connect::aliexpress_authorization_ended(&self.store, app_key).await
+        {
+            info!(shop = %shop, order_id, "placement refused: AliExpress must be re-authorized");
+            return Err(PlaceError::AuthorizationEnded(why));
+        }
         let token = self.shop_token(shop).await?;
         let address = match self.shopify.shipping_address(shop, &token, order_id).await {
             Ok(Some(Some(a))) => a,

@@ -54,6 +54,10 @@ pub enum SyncError {
     Ae(#[from] AeError),
     #[error("order not found")]
     NotFound,
+    /// The AliExpress authorization has ended: nothing can be synced until the merchant
+    /// re-authorizes (a manual sync answers this instead of trying every order).
+    #[error("{0}")]
+    AuthorizationEnded(String),
 }
 
 impl SyncError {
@@ -62,7 +66,7 @@ impl SyncError {
         match self {
             SyncError::Store(e) => e.is_retryable(),
             SyncError::Ae(e) => e.is_retryable(),
-            SyncError::NotFound => false,
+            SyncError::NotFound | SyncError::AuthorizationEnded(_) => false,
         }
     }
 
@@ -372,30 +376,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
     /// before a run so that the run stops once, instead of failing every order on the way.
     pub async fn authorization_ended(&self) -> Option<String> {
         let app_key = self.ae.app_key()?;
-        let rec = match self.store.get_ae_tokens(app_key).await {
-            Ok(rec) => rec?,
-            Err(e) => {
-                warn!(error = %e, "AliExpress authorization unreadable; syncing anyway");
-                return None;
-            }
-        };
-        let now = now_ms();
-        if crate::connect::aliexpress_status(Some(&rec), now) != "reauthorize_required" {
-            return None;
-        }
-        let when = rec
-            .refresh_expire_time_ms
-            .and_then(|ms| {
-                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-            })
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_default();
-        Some(format!(
-            "AliExpress authorization ended {when}: connect AliExpress again; polls resume after that"
-        ))
+        crate::connect::aliexpress_authorization_ended(&self.store, app_key).await
     }
 
     /// Asks AliExpress about one supplier order: its status, and its tracking when it has
@@ -563,8 +544,8 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
         order_id: u64,
     ) -> Result<(StoredOrder, PollReport), SyncError> {
         if let Some(why) = self.authorization_ended().await {
-            info!(shop = %shop, order_id, reason = why.as_str(), "manual sync refused: AliExpress must be re-authorized");
-            return Err(SyncError::Ae(AeError::InvalidToken));
+            info!(shop = %shop, order_id, "manual sync refused: AliExpress must be re-authorized");
+            return Err(SyncError::AuthorizationEnded(why));
         }
         let counters = Counters::default();
         let mut out = self.sync_order_counted(shop, order_id, &counters).await?;
@@ -722,6 +703,10 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
             shop: None,
         });
         at.shop = Some(shop.clone());
+        if let Some(why) = self.authorization_ended().await {
+            info!(shop = %shop, "manual shop sync refused: AliExpress must be re-authorized");
+            return Err(SyncError::AuthorizationEnded(why));
+        }
         let report = self.poll(Some(at), deadline).await?;
         info!(shop = %shop, ?report, "shop synced");
         Ok(report)

@@ -313,7 +313,7 @@ async fn after_the_refresh_tokens_end_polls_stop_with_one_attention_item_and_res
             report
                 .aborted
                 .as_deref()
-                .is_some_and(|why| why.contains("connect AliExpress again")),
+                .is_some_and(|why| why.contains("re-authorize AliExpress")),
             "{report:?}"
         );
         assert_eq!((report.orders, report.errors), (0, 0), "{report:?}");
@@ -389,4 +389,148 @@ async fn a_refresh_that_does_not_restate_the_deadline_keeps_it() {
             .await
             .unwrap()
     );
+}
+
+#[tokio::test]
+async fn after_the_refresh_tokens_end_manual_syncs_and_placements_answer_409_saying_to_reauthorize_and_change_nothing()
+ {
+    use dropsync_aliexpress::{IopConfig, Tokens};
+    use dropsync_app::place::{PlaceService, Placer};
+    use dropsync_app::sync::SyncService;
+    let fx = fixture().await;
+    let callback = consent(&fx).await;
+    assert_eq!(raw(&fx, &callback, None).await.0, 302);
+    let shop = shop(&unique("aeended").to_lowercase());
+    // A shop connected to Shopify by OAuth (it lives in the table).
+    use dropsync_store::{ConnectMethod, ConnectionStatus, ConnectionStore, ShopConnection};
+    let connected = ShopConnection {
+        shop: shop.clone(),
+        method: ConnectMethod::OAuth,
+        access_token: unique("shpoa"),
+        access_expires_at_ms: Some(dropsync_app::now_ms() + 3_600_000),
+        refresh_token: Some(unique("shprt")),
+        refresh_expires_at_ms: None,
+        scopes: vec![],
+        status: ConnectionStatus::Connected,
+        reason: None,
+        version: 0,
+        updated_at_ms: 0,
+        webhooks: vec![],
+    };
+    assert!(fx.store.put_connection(&connected, None).await.unwrap());
+    let linked = linked_order(&fx, &shop).await;
+    // A paid order with nothing placed yet: it waits in Awaiting order.
+    let unplaced = 9_007_199_254_740_993 + fastrand::u64(1..1_000_000_000) * 2;
+    let now = dropsync_app::now_ms();
+    fx.store
+        .apply_shopify(
+            &shop,
+            unplaced,
+            facts("paid", now, &[(unplaced + 2, 1)]),
+            "orders/create",
+            now,
+        )
+        .await
+        .unwrap();
+    let creds = credentials(json!({
+        "admin_token": ADMIN,
+        "shops": {},
+        "aliexpress": {"app_key": fx.app_key, "app_secret": "ae-connect-secret"},
+    }));
+    let mut config = IopConfig::new(&fx.app_key, "ae-connect-secret", Tokens::default());
+    config.base_url = aliexpress_sandbox();
+    let ae = Arc::new(
+        IopClient::new(
+            config,
+            Arc::new(dropsync_app::wiring::StoreTokens(fx.store.clone())),
+        )
+        .unwrap(),
+    );
+    let (queue, _sqs) = crate::poller_support::fresh_queue().await;
+    let place: Arc<dyn Placer> = Arc::new(PlaceService {
+        store: fx.store.clone(),
+        ae: ae.clone(),
+        shopify: Arc::new(
+            AdminClient::new(AdminConfig {
+                base_override: Some(shopify_sandbox()),
+                ..AdminConfig::default()
+            })
+            .unwrap(),
+        ),
+        credentials: creds.clone(),
+    });
+    let api = Api {
+        store: fx.store.clone(),
+        credentials: creds,
+        sync: Some(Arc::new(SyncService {
+            store: fx.store.clone(),
+            ae,
+            queue: Arc::new(queue),
+            concurrency: 4,
+        })),
+        place: Some(place),
+        connect: None,
+        reconcile: None,
+    };
+    let rec = fx.store.get_ae_tokens(&fx.app_key).await.unwrap().unwrap();
+    let ended = AeTokenRecord {
+        refresh_expire_time_ms: Some(dropsync_app::now_ms() - 1),
+        ..rec.clone()
+    };
+    assert!(
+        fx.store
+            .put_ae_tokens(&fx.app_key, Some(&rec.refresh_token), &ended)
+            .await
+            .unwrap()
+    );
+    let calls = || async {
+        sandbox_get(
+            &aliexpress_sandbox(),
+            &format!("/_admin/stats?app_key={}", fx.app_key),
+        )
+        .await["total_calls"]
+            .as_u64()
+            .unwrap()
+    };
+    let before_calls = calls().await;
+    let before_linked = fx.store.get_order(&shop, linked).await.unwrap().unwrap();
+    let before_unplaced = fx.store.get_order(&shop, unplaced).await.unwrap().unwrap();
+    let auth = format!("Bearer {ADMIN}");
+    for path in [
+        format!("/shops/{shop}/orders/{linked}/sync"),
+        format!("/shops/{shop}/sync"),
+        format!("/shops/{shop}/orders/{unplaced}/place"),
+    ] {
+        let res = api
+            .handle(apigw_request(
+                "POST",
+                &path,
+                &[("authorization", auth.as_str())],
+                b"",
+            ))
+            .await;
+        let status = res.status().as_u16();
+        let body = match res.into_body() {
+            lambda_http::Body::Text(t) => t,
+            _ => String::new(),
+        };
+        assert_eq!(status, 409, "{path}: {body}");
+        let error: Value = serde_json::from_str(&body).unwrap();
+        let text = error["error"].as_str().unwrap();
+        assert!(text.contains("re-authorize AliExpress"), "{path}: {text}");
+        assert!(
+            !text.contains(&rec.access_token) && !text.contains(&rec.refresh_token),
+            "{text}"
+        );
+    }
+    assert_eq!(calls().await, before_calls, "no AliExpress call was made");
+    let after_linked = fx.store.get_order(&shop, linked).await.unwrap().unwrap();
+    let after_unplaced = fx.store.get_order(&shop, unplaced).await.unwrap().unwrap();
+    assert_eq!(after_linked.order, before_linked.order);
+    assert_eq!(after_unplaced.order, before_unplaced.order);
+    assert_eq!(
+        after_unplaced.order.status,
+        dropsync_domain::OrderStatus::AwaitingOrder
+    );
+    assert!(after_unplaced.order.placements.is_empty());
 }

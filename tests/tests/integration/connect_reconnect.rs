@@ -269,3 +269,128 @@ async fn a_revoked_refresh_token_makes_the_push_wait_and_after_a_reconnect_it_la
     let conn = fx.store.get_connection(&fx.shop).await.unwrap().unwrap();
     assert_eq!(conn.status, ConnectionStatus::Connected);
 }
+
+/// A paid order with one shipped package whose push is due (tracking `TN`).
+async fn order_with_a_due_push(fx: &Fx) -> (u64, u64) {
+    let order_id = 9_007_199_254_740_993 + fastrand::u64(1..1_000_000_000) * 2;
+    let line = order_id + 2;
+    let ae = 8_100_000_000_000_000 + fastrand::u64(1..1_000_000_000);
+    sandbox_post(
+        &fx.base,
+        "/_admin/orders",
+        json!({"shop": fx.shop.as_str(), "order": {"id": order_id, "name": "#1001",
+               "financial_status": "paid",
+               "line_items": [{"id": line, "sku": "SKU-1", "title": "Item", "quantity": 1, "price": "9.90"}]}}),
+    )
+    .await;
+    let now = now_ms();
+    fx.store
+        .apply_shopify(
+            &fx.shop,
+            order_id,
+            facts("paid", now, &[(line, 1)]),
+            "orders/create",
+            now,
+        )
+        .await
+        .unwrap();
+    let link = ItemLink {
+        line_item_id: line,
+        product_id: Some("P0".into()),
+        sku_id: Some("S0".into()),
+    };
+    let shipped = AeObservation {
+        order_status: "WAIT_BUYER_ACCEPT_GOODS".into(),
+        logistics_status: Some("SELLER_SEND_GOODS".into()),
+        children: vec![],
+        tracking: Some(vec![AeTrackingLine {
+            mail_no: TN.into(),
+            carrier_name: Some("YunExpress".into()),
+            items: vec![AeParcelItem {
+                product_id: Some("P0".into()),
+                sku_id: Some("S0".into()),
+                quantity: 1,
+            }],
+        }]),
+    };
+    fx.store
+        .update_order(&fx.shop, order_id, |o| {
+            link_supplier_order(o, ae, &[line], vec![link.clone()], now).unwrap();
+            apply_ae_observation(o, ae, &shipped, now).is_some()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(package_due(fx, order_id, ae).await);
+    (order_id, ae)
+}
+
+#[tokio::test]
+async fn a_token_expiring_mid_run_is_refreshed_once_for_twenty_concurrent_pushes_in_two_lambdas_and_each_lands_once()
+ {
+    let fx = fixture().await;
+    connect_through_the_routes(&fx).await;
+    let mut orders = Vec::new();
+    for _ in 0..20 {
+        orders.push(order_with_a_due_push(&fx).await);
+    }
+    // Shopify expires the token before its stated end: every push first gets a 401.
+    sandbox_post(
+        &fx.base,
+        "/_admin/oauth/expire",
+        json!({"shop": fx.shop.as_str()}),
+    )
+    .await;
+    let refreshes_before = refreshes(&fx).await;
+    // Two pusher Lambdas: each its own credentials, token provider and memory; one table.
+    let app = fx.connect.credentials.shopify_app.as_ref().unwrap();
+    let pusher = || {
+        Arc::new(PushService {
+            store: fx.store.clone(),
+            admin: Arc::new(
+                AdminClient::new(AdminConfig {
+                    base_override: Some(fx.base.clone()),
+                    ..AdminConfig::default()
+                })
+                .unwrap(),
+            ),
+            credentials: credentials(json!({
+                "admin_token": ADMIN,
+                "shopify_app": {"client_id": app.client_id, "client_secret": SECRET, "scopes": "read_orders,write_orders"},
+                "shops": {},
+            })),
+        })
+    };
+    let lambdas = [pusher(), pusher()];
+    let mut batches: [Vec<dropsync_app::push::BatchMessage>; 2] = [Vec::new(), Vec::new()];
+    for (i, (order_id, ae)) in orders.iter().enumerate() {
+        batches[i % 2].push(dropsync_app::push::BatchMessage {
+            id: format!("m{i}"),
+            body: serde_json::to_string(&PushMessage::new(&fx.shop, *order_id, *ae, TN)).unwrap(),
+        });
+    }
+    let [a, b] = batches;
+    let (retry_a, retry_b) = tokio::join!(
+        dropsync_app::push::push_batch(lambdas[0].clone(), a),
+        dropsync_app::push::push_batch(lambdas[1].clone(), b),
+    );
+    assert!(
+        retry_a.is_empty() && retry_b.is_empty(),
+        "nothing to retry: {retry_a:?} {retry_b:?}"
+    );
+    assert_eq!(
+        refreshes(&fx).await - refreshes_before,
+        1,
+        "one refresh for twenty pushes across two Lambdas"
+    );
+    for (order_id, ae) in &orders {
+        let fs = fulfillments(&fx, *order_id).await;
+        assert_eq!(
+            fs.len(),
+            1,
+            "exactly one fulfillment for {order_id}: {fs:?}"
+        );
+        assert_eq!(fs[0]["tracking"]["number"], TN);
+        assert!(!package_due(&fx, *order_id, *ae).await);
+    }
+}

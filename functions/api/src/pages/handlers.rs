@@ -9,6 +9,7 @@ use dropsync_aliexpress::AliExpressApi;
 use dropsync_app::now_ms;
 use dropsync_app::place::PlaceError;
 use dropsync_app::queue::TrackingQueue;
+use dropsync_app::sync::SyncError;
 use dropsync_domain::ops::{LinkError, link_supplier_order};
 use dropsync_domain::{OrderStatus, ShopDomain};
 use tracing::{info, warn};
@@ -237,6 +238,11 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                 }
                 Ok(done(back, FlashKind::Ok, text))
             }
+            Err(SyncError::AuthorizationEnded(_)) => Ok(done(
+                back,
+                FlashKind::Error,
+                "AliExpress's authorization has ended, so nothing can be synced. Re-authorize AliExpress on the Shops page; syncing resumes after that.",
+            )),
             Err(e) => {
                 warn!(shop = %shop, order_id = id, error = %e, "dashboard order sync failed");
                 Ok(done(
@@ -277,6 +283,11 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                     ),
                 ))
             }
+            Err(SyncError::AuthorizationEnded(_)) => Ok(done(
+                back,
+                FlashKind::Error,
+                "AliExpress's authorization has ended, so nothing can be synced. Re-authorize AliExpress on the Shops page; syncing resumes after that.",
+            )),
             Err(e) => {
                 warn!(shop = %shop, error = %e, "dashboard shop sync failed");
                 Ok(done(
@@ -382,6 +393,9 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
                     other.push(match e {
                         PlaceError::NotPlaceable(why) => format!("#{id}: {why}"),
                         PlaceError::NotFound => format!("#{id}: not found"),
+                        PlaceError::AuthorizationEnded(_) => {
+                            "AliExpress's authorization has ended: re-authorize AliExpress (Shops and connections), then place again".to_owned()
+                        }
                         PlaceError::ReconnectRequired(_) => {
                             "reconnect the shop to Shopify first (Shops and connections)".to_owned()
                         }

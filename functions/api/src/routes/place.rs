@@ -21,6 +21,7 @@ impl From<PlaceError> for ApiError {
                 "the shop must be reconnected to Shopify before placing (Shops -> Reconnect)"
                     .into(),
             ),
+            PlaceError::AuthorizationEnded(why) => ApiError::Conflict(why),
             PlaceError::Store(s) => s.into(),
             e @ (PlaceError::Shopify(_) | PlaceError::Ae(_) | PlaceError::NoToken) => {
                 warn!(error = %e, "placement could not run");
