@@ -1,5 +1,6 @@
-//! Counts DynamoDB requests by operation, and the capacity DynamoDB (here: the emulator) reports
-//! for them, with an SDK interceptor: every request the production code makes goes through it.
+//! Counts DynamoDB requests by operation, the capacity DynamoDB (here: the emulator) reports for
+//! them and the time they took, with an SDK interceptor: every request the production code makes
+//! goes through it.
 
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeSerializationInterceptorContextMut, FinalizerInterceptorContextRef,
@@ -9,6 +10,7 @@ use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// The operation of the request in flight (the input is gone by the time the output arrives).
 #[derive(Debug, Clone)]
@@ -18,10 +20,20 @@ impl Storable for OpName {
     type Storer = StoreReplace<Self>;
 }
 
+/// When the request in flight was handed to the SDK (before serialization; retries included).
+#[derive(Debug, Clone)]
+struct OpStart(Instant);
+
+impl Storable for OpStart {
+    type Storer = StoreReplace<Self>;
+}
+
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct OpCount {
     pub requests: u64,
     pub capacity_units: f64,
+    /// Sum of the requests' times (overlapping requests each count in full).
+    pub millis: f64,
 }
 
 /// Shared counters, by operation name.
@@ -39,11 +51,12 @@ impl Counter {
         }
     }
 
-    fn add(&self, op: &str, capacity: f64) {
+    fn add(&self, op: &str, capacity: f64, millis: f64) {
         if let Ok(mut m) = self.0.lock() {
             let e = m.entry(op.to_owned()).or_default();
             e.requests += 1;
             e.capacity_units += capacity;
+            e.millis += millis;
         }
     }
 }
@@ -70,6 +83,7 @@ impl Intercept for Counter {
         cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
         // Ask for the consumed capacity on every request the code makes.
+        cfg.interceptor_state().store_put(OpStart(Instant::now()));
         macro_rules! set {
             ($module:ident, $input:ident, $output:ident, $name:literal) => {
                 if let Some(i) = ctx
@@ -82,6 +96,19 @@ impl Intercept for Counter {
             };
         }
         each_op!(set);
+        // The tab counter's ADD after an order write is told apart from the order writes (a
+        // write either way: `UpdateItem…` sorts with the writes wherever reads are GetItem/Query).
+        if let Some(i) = ctx
+            .input_mut()
+            .downcast_mut::<aws_sdk_dynamodb::operation::update_item::UpdateItemInput>()
+            && i.key()
+                .and_then(|k| k.get("sk"))
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|sk| sk == "TABS")
+        {
+            cfg.interceptor_state()
+                .store_put(OpName("UpdateItem (tab counter)"));
+        }
         Ok(())
     }
 
@@ -108,7 +135,10 @@ impl Intercept for Counter {
             };
         }
         each_op!(capacity);
-        self.add(op, cap);
+        let millis = cfg
+            .load::<OpStart>()
+            .map_or(0.0, |s| s.0.elapsed().as_secs_f64() * 1000.0);
+        self.add(op, cap, millis);
         Ok(())
     }
 }

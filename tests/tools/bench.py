@@ -2,8 +2,9 @@
 
     python tests/tools/bench.py              # build, run everything, write the report
     python tests/tools/bench.py --report     # rewrite BENCHMARKS.md from target/bench/results.json
+    python tests/tools/bench.py --only dashboard   # run one harness benchmark, rewrite only its section
 
-Each benchmark binary (bench/src/bin/{lifecycle,poll,push}.rs) prints one `BENCH {json}` line per
+Each benchmark binary (bench/src/bin/{lifecycle,poll,push,reconcile,dashboard}.rs) prints one `BENCH {json}` line per
 benchmark: what it measured, how, and its metrics with goals and references. This script builds
 the Lambda functions and the hello-world reference in the release profile (fat LTO, one codegen
 unit: what is deployed) and the benchmark harness in `bench-harness` (release without LTO, cheaper
@@ -13,7 +14,8 @@ writes the report. bench/NOTES.md holds the analysis written after a run: its `#
 are placed under that benchmark's table, the other sections at the end.
 
 Sizes (the issue's by default): COLDSTART_RUNS (30), LOAD_WEBHOOKS (2000), ORDERS (1000),
-LATENCY_ORDERS (200), POLL_ORDERS (5000), PUSH_PACKAGES (2000).
+LATENCY_ORDERS (200), POLL_ORDERS (5000), PUSH_PACKAGES (2000), RECONCILE_ORDERS (1000),
+DASHBOARD_ORDERS (10000).
 """
 import glob
 import io
@@ -40,7 +42,7 @@ PACKAGES = ["dropsync-shopify-webhook", "dropsync-aliexpress-poller", "dropsync-
             "dropsync-bench"]
 HARNESS_PROFILE = "bench-harness"
 ORDER = ["cold_start", "webhook_cpu", "webhook_http", "poll", "push", "dynamodb_lifecycle", "dynamodb_steady_poll",
-         "sync_latency", "reconcile"]
+         "sync_latency", "reconcile", "dashboard"]
 # The headline table: (bench, metric name).
 HEADLINES = [
     ("cold_start", "slowest function init (start -> first next)"),
@@ -49,6 +51,7 @@ HEADLINES = [
     ("cold_start", "largest zipped binary"),
     ("webhook_cpu", "10 line items: verify + parse + build the write"),
     ("webhook_http", "DynamoDB calls per webhook"),
+    ("webhook_http", "DynamoDB order writes per webhook"),
     ("webhook_http", "requests per second"),
     ("webhook_http", "latency p99"),
     ("poll", "achieved calls/s ÷ limit"),
@@ -68,6 +71,8 @@ HEADLINES = [
     ("dynamodb_steady_poll", "$ per 1,000 orders per poll"),
     ("sync_latency", "tracking -> fulfillment p99"),
     ("sync_latency", "webhook -> visible in API p99"),
+    ("dashboard", "orders page (8 tab counts + 50 orders)"),
+    ("dashboard", "order page"),
 ]
 
 
@@ -190,7 +195,7 @@ def build_harness():
     # dependencies are compiled once (`cargo bench -p ...` alone would resolve them differently).
     out, _ = run(["cargo", "build", "--profile", HARNESS_PROFILE, "--locked", "--message-format=json-render-diagnostics",
                   "-p=dropsync-bench", "-p=dropsync-shopify-webhook", "--bin=lifecycle", "--bin=poll", "--bin=push", "--bin=reconcile",
-                  "--bench=webhook"])
+                  "--bin=dashboard", "--bench=webhook"])
     criterion_exe = None
     for line in out.splitlines():
         try:
@@ -512,6 +517,89 @@ def wall_text(t):
             f"{total - harness - rel:.1f} min measuring")
 
 
+def section(r, notes):
+    """One benchmark's `## <bench>` section: how, the metrics table, and its notes (popped)."""
+    extra = r.get("extra") if isinstance(r.get("extra"), dict) else {}
+    wall, alongside = extra.get("wall_seconds"), extra.get("ran_alongside") or []
+    when = f" (this step: {wall:.0f} s wall)" if wall else ""
+    if alongside:
+        when = f" (ran alongside {' and '.join(alongside)})"
+    lines = [f"## {r['bench']}", "", r["how"] + when, ""]
+    if extra.get("run_alone"):
+        lines += [extra["run_alone"], ""]
+    lines += ["| what | median | spread | goal | reference | verdict |", "|---|---|---|---|---|---|"]
+    for m in r["metrics"]:
+        if r["bench"] == "dynamodb_lifecycle" and "PutItem" in (m.get("spread") or ""):
+            m = dict(m, spread=f"all operations, per order: {m['spread']}")
+        lines.append(f"| {m['name']} | {figure(m)} | {m.get('spread') or ''} | {m.get('goal') or ''} | "
+                     f"{m.get('reference') or ''} | {verdict(m)} |")
+    lines.append("")
+    if r["bench"] in notes:
+        lines += [notes.pop(r["bench"]), ""]
+    return lines
+
+
+def splice_section(r):
+    """Replaces (or adds, after the last benchmark section) one `## <bench>` section of
+    BENCHMARKS.md, leaving the rest of the report as the last full run wrote it."""
+    _, notes = notes_sections()
+    new = "\n".join(section(r, notes)).rstrip() + "\n\n"
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    with open(path) as f:
+        text = f.read()
+    heads = [(m.start(), m.group(1).strip()) for m in re.finditer(r"(?m)^## (.+)$", text)]
+    mine = next((i for i, (_, title) in enumerate(heads) if title.split(" (")[0] == r["bench"]), None)
+    if mine is not None:
+        start = heads[mine][0]
+        end = heads[mine + 1][0] if mine + 1 < len(heads) else len(text)
+    else:
+        # After the last section of a benchmark the full run orders (the notes' sections follow).
+        after = [i for i, (_, title) in enumerate(heads) if title in ORDER]
+        start = end = heads[after[-1] + 1][0] if after and after[-1] + 1 < len(heads) else len(text)
+    text = text[:start] + new + text[end:]
+    with open(path, "w") as f:
+        f.write(text.rstrip() + "\n")
+
+
+# The harness benchmarks `--only` can run, with their command line (after the binary).
+ONLY = {"dashboard": lambda sizes: [str(sizes["DASHBOARD_ORDERS"])]}
+
+
+def run_only(name, sizes):
+    """Builds and runs one harness benchmark against fresh services and rewrites only its section
+    of BENCHMARKS.md (and its entry in results.json, when there is one)."""
+    t0 = time.time()
+    run(["cargo", "build", "--profile", HARNESS_PROFILE, "--locked", "-p=dropsync-bench", f"--bin={name}"])
+    logdir = tempfile.mkdtemp(prefix="dropsync-bench-")
+    svc = services.Services(logdir)
+    try:
+        env = services.start(svc)
+        benv = dict(os.environ, **env, **{k: str(v) for k, v in sizes.items()})
+        cmd = [os.path.join(target_dir(), HARNESS_PROFILE, name), *ONLY[name](sizes)]
+        [(out, secs, _)] = run_together([cmd], benv, timeout=3600)
+    finally:
+        svc.stop()
+    found = bench_lines(out)
+    if not found:
+        raise SystemExit(f"bench: {name} printed no BENCH line")
+    env = environment()
+    load = os.getloadavg()[0]
+    for r in found:
+        r.setdefault("extra", {})["wall_seconds"] = round(secs, 1)
+        r["extra"]["run_alone"] = (
+            f"Run alone on {env['date']}, commit `{env['commit']}`{' (with uncommitted changes)' if env['dirty'] else ''}, "
+            f"load average {load:.2f} on {env['cores']} cores: `.venv/bin/python tests/tools/bench.py --only {name}` "
+            f"(`make bench` runs it with the others).")
+        splice_section(r)
+        if os.path.exists(results_path()):
+            with open(results_path()) as f:
+                doc = json.load(f)
+            doc["results"] = [x for x in doc["results"] if x.get("bench") != r["bench"]] + [r]
+            with open(results_path(), "w") as f:
+                json.dump(doc, f, indent=2)
+    log(f"{name} done in {time.time() - t0:.0f} s; its section of BENCHMARKS.md rewritten")
+
+
 def write(doc):
     results = sorted(doc["results"], key=lambda r: ORDER.index(r["bench"]) if r["bench"] in ORDER else 99)
     head, notes = notes_sections()
@@ -544,21 +632,7 @@ def write(doc):
             lines.append(f"| {b} | {name} | not measured | | | |")
     lines.append("")
     for r in results:
-        extra = r.get("extra") if isinstance(r.get("extra"), dict) else {}
-        wall, alongside = extra.get("wall_seconds"), extra.get("ran_alongside") or []
-        when = f" (this step: {wall:.0f} s wall)" if wall else ""
-        if alongside:
-            when = f" (ran alongside {' and '.join(alongside)})"
-        lines += [f"## {r['bench']}", "", r["how"] + when, "",
-                  "| what | median | spread | goal | reference | verdict |", "|---|---|---|---|---|---|"]
-        for m in r["metrics"]:
-            if r["bench"] == "dynamodb_lifecycle" and "PutItem" in (m.get("spread") or ""):
-                m = dict(m, spread=f"all operations, per order: {m['spread']}")
-            lines.append(f"| {m['name']} | {figure(m)} | {m.get('spread') or ''} | {m.get('goal') or ''} | "
-                         f"{m.get('reference') or ''} | {verdict(m)} |")
-        lines.append("")
-        if r["bench"] in notes:
-            lines += [notes.pop(r["bench"]), ""]
+        lines += section(r, notes)
     for title, body in notes.items():
         lines += [f"## {title}", "", body, ""]
     text = "\n".join(lines).rstrip() + "\n"
@@ -577,13 +651,20 @@ def main():
             write(json.load(f))
         log("BENCHMARKS.md rewritten from " + results_path())
         return
-    t0 = time.time()
-    load0 = os.getloadavg()[0]
-    sampler = LoadSampler()
     sizes = {k: int(os.environ.get(k, d)) for k, d in [("COLDSTART_RUNS", 30), ("LOAD_WEBHOOKS", 2000),
                                                        ("ORDERS", 1000), ("LATENCY_ORDERS", 200),
                                                        ("POLL_ORDERS", 5000), ("PUSH_PACKAGES", 2000),
-                                                       ("RECONCILE_ORDERS", 1000)]}
+                                                       ("RECONCILE_ORDERS", 1000), ("DASHBOARD_ORDERS", 10000)]}
+    if "--only" in sys.argv[1:]:
+        args = sys.argv[1:]
+        name = args[args.index("--only") + 1] if args.index("--only") + 1 < len(args) else ""
+        if name not in ONLY:
+            raise SystemExit(f"bench: --only takes one of {sorted(ONLY)}")
+        run_only(name, sizes)
+        return
+    t0 = time.time()
+    load0 = os.getloadavg()[0]
+    sampler = LoadSampler()
     b = build_harness()
     log(f"harness built in {b['seconds']:.0f} s")
     results = []
@@ -622,6 +703,8 @@ def main():
         collect(run_together([[os.path.join(hbin, "lifecycle")]], benv), [])
         collect(run_together([poll], benv), [])
         collect(run_together([[os.path.join(hbin, "reconcile")]], benv), [])
+        collect(run_together([[os.path.join(hbin, "dashboard"), str(sizes["DASHBOARD_ORDERS"])]], benv,
+                             timeout=3600), [])
         if not overlap:
             collect(run_together([push], benv), [])
     finally:
@@ -644,7 +727,8 @@ def main():
            "sizes_text": f"{sizes['COLDSTART_RUNS']} cold starts per binary; {sizes['LOAD_WEBHOOKS']:,} webhooks under "
                          f"load; {sizes['POLL_ORDERS']:,} polled orders; {sizes['PUSH_PACKAGES']:,} packages; "
                          f"{sizes['ORDERS']:,} lifecycle orders; {sizes['LATENCY_ORDERS']} latency orders; "
-                         f"{sizes['RECONCILE_ORDERS']:,} reconciled orders"}
+                         f"{sizes['RECONCILE_ORDERS']:,} reconciled orders; {sizes['DASHBOARD_ORDERS']:,} orders in "
+                         f"the dashboard's shop"}
     os.makedirs(os.path.dirname(results_path()), exist_ok=True)
     with open(results_path(), "w") as f:
         json.dump(doc, f, indent=2)

@@ -413,6 +413,9 @@ async fn main() {
     let load_wall = started.elapsed().as_secs_f64();
     let load_ops = counter.snapshot();
     let load_calls: u64 = load_ops.values().map(|c| c.requests).sum();
+    let tab_adds = load_ops
+        .get("UpdateItem (tab counter)")
+        .map_or(0, |c| c.requests);
     let (p50, p10, p90) = percentiles(lat.clone());
     let p99 = quantile(&lat, 0.99);
     let (rp50, rp99) = (quantile(&ref_lat, 0.5), quantile(&ref_lat, 0.99));
@@ -445,6 +448,22 @@ async fn main() {
             Metric::new(
                 "DynamoDB calls per webhook",
                 load_calls as f64 / n_load as f64,
+                "calls",
+            )
+            .spread(
+                load_ops
+                    .iter()
+                    .map(|(op, c)| format!("{op} {}", c.requests))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+            .reference(
+                "the order's conditional write, + the shop's tab-counter ADD when the order is new or changes tab"
+                    .into(),
+            ),
+            Metric::new(
+                "DynamoDB order writes per webhook",
+                (load_calls - tab_adds) as f64 / n_load as f64,
                 "calls",
             )
             .goal("= 1"),

@@ -13,6 +13,7 @@ mod placing;
 mod push_lease;
 mod sessions;
 mod shops;
+mod tabs;
 
 pub use codec::{SHARDS, order_pk, shard_of};
 pub use connections::{
@@ -28,7 +29,7 @@ pub use shops::{AeTokenRecord, ShopRecord};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure, Select};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use codec::{
     Item, ORDER_SK, attention_pk, decode_order, encode_order, fit_facts, history_attr,
     history_value, n, open_pk, order_pk as pk_of, s, shopify_attrs, tab_pk, tab_sk,
@@ -231,13 +232,27 @@ impl Store {
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld)
+            .return_values(ReturnValue::UpdatedOld)
             .send()
             .await;
         match res {
             Ok(out) => {
                 // UPDATED_OLD returns the old values of the attributes set: an existing order has a version.
                 let existed = out.attributes().is_some_and(|a| a.contains_key("version"));
+                // Its old status moves it between tabs; an order item always has one, so a
+                // missing `status` among the old values can only mean it did not change.
+                let from = if existed {
+                    Some(
+                        out.attributes()
+                            .and_then(|a| a.get("status"))
+                            .and_then(|v| v.as_s().ok())
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(status),
+                    )
+                } else {
+                    None
+                };
+                self.move_tab(shop, from, Some(status)).await;
                 Ok(if existed {
                     ShopifyApplied::Updated(status)
                 } else {
@@ -314,6 +329,8 @@ impl Store {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
+            // The item replaced, for the tab it leaves (returning it costs no extra capacity).
+            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         match expected_version {
             None => {
@@ -346,10 +363,18 @@ impl Store {
             }
         }
         match req.send().await {
-            Ok(_) => Ok(StoredOrder {
-                order: order.clone(),
-                version,
-            }),
+            Ok(out) => {
+                let from = out
+                    .attributes()
+                    .and_then(|a| a.get("status"))
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|v| v.parse().ok());
+                self.move_tab(&order.shop, from, Some(order.status)).await;
+                Ok(StoredOrder {
+                    order: order.clone(),
+                    version,
+                })
+            }
             Err(aws_sdk_dynamodb::error::SdkError::ServiceError(se))
                 if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) =>
             {
@@ -528,53 +553,6 @@ impl Store {
             .await?;
         page.items.retain(|o| !o.order.attention().is_empty());
         Ok(page)
-    }
-
-    /// How many orders each tab holds. The eight tabs are counted at once, on a keys-only index,
-    /// so a page with its counts waits for the keys of the largest tab only.
-    pub async fn count_by_status(
-        &self,
-        shop: &ShopDomain,
-    ) -> Result<Vec<(OrderStatus, u64)>, StoreError> {
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, status) in OrderStatus::ALL.into_iter().enumerate() {
-            let store = self.clone();
-            let pk = tab_pk(shop, status);
-            tasks.spawn(async move { (i, status, store.count_tab(pk).await) });
-        }
-        let mut out: Vec<(usize, OrderStatus, u64)> = Vec::with_capacity(OrderStatus::ALL.len());
-        while let Some(joined) = tasks.join_next().await {
-            let (i, status, n) =
-                joined.map_err(|e| StoreError::Other(format!("count task: {e}")))?;
-            out.push((i, status, n?));
-        }
-        out.sort_by_key(|(i, _, _)| *i);
-        Ok(out.into_iter().map(|(_, s, n)| (s, n)).collect())
-    }
-
-    /// Counts one tab on gsi4 (gsi2's keys, projected keys-only).
-    async fn count_tab(&self, pk: String) -> Result<u64, StoreError> {
-        let mut total = 0u64;
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi4")
-                .key_condition_expression("gsi2pk = :p")
-                .expression_attribute_values(":p", s(pk.clone()))
-                .select(Select::Count)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(error::sdk)?;
-            total += u64::try_from(page.count()).unwrap_or(0);
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(total);
-            }
-        }
     }
 
     /// One page of the open-supplier-order index for one shard: `(shop, order id)` keys.

@@ -296,6 +296,7 @@ impl Store {
             }
         }
         self.delete_mappings(shop).await?;
+        self.delete_tabs(shop).await?;
         self.client
             .delete_item()
             .table_name(&self.table)

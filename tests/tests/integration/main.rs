@@ -42,6 +42,7 @@ mod shopify_admin_sandbox;
 mod shopify_documents;
 mod store;
 mod store_reads;
+mod tab_counts;
 mod tenancy_tokens;
 mod tenancy_webhooks;
 mod webhook_eventbridge;

@@ -317,7 +317,7 @@ pub fn of_shop(items: &Items, shop: &ShopDomain) -> Items {
     let needle = format!("SHOP#{shop}");
     items
         .iter()
-        .filter(|(k, _)| k.starts_with(&needle))
+        .filter(|(k, _)| k.starts_with(&needle) && !k.ends_with("|TABS"))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
