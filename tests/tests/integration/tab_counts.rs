@@ -87,7 +87,7 @@ async fn random_step(
                 f.fulfillment_status = Some("fulfilled".into());
             }
             store
-                .apply_shopify(s, id, f, "orders/updated", now)
+                .save_shopify_facts(s, id, f, "orders/updated", now)
                 .await
                 .unwrap();
         }
@@ -140,7 +140,7 @@ async fn tab_counts_equal_a_recount_after_a_random_mix_of_webhooks_placements_an
     // Orders created by webhooks and by a direct insert (the poller's and the benches' path).
     for id in 1..=20u64 {
         store
-            .apply_shopify(
+            .save_shopify_facts(
                 &s,
                 id,
                 facts(
@@ -200,7 +200,7 @@ async fn concurrent_writers_on_the_same_orders_keep_the_counter_exact() {
     store.count_by_status(&s).await.unwrap();
     for id in 1..=4u64 {
         store
-            .apply_shopify(
+            .save_shopify_facts(
                 &s,
                 id,
                 facts("pending", 1, &[(1, 1), (2, 1)]),
@@ -239,7 +239,7 @@ async fn a_missing_counter_is_recounted_from_the_index_and_stored() {
     let s = shop("tabs-missing");
     for id in 1..=6u64 {
         store
-            .apply_shopify(
+            .save_shopify_facts(
                 &s,
                 id,
                 facts(if id <= 2 { "pending" } else { "paid" }, 1, &[(1, 1)]),
@@ -293,7 +293,7 @@ async fn a_stale_a_day_old_or_negative_counter_is_recounted() {
     store.count_by_status(&s).await.unwrap();
     for id in 1..=3u64 {
         store
-            .apply_shopify(&s, id, facts("paid", 1, &[(1, 1)]), "orders/create", 1)
+            .save_shopify_facts(&s, id, facts("paid", 1, &[(1, 1)]), "orders/create", 1)
             .await
             .unwrap();
     }
