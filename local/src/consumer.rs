@@ -1,7 +1,7 @@
 //! Queue consumers: what Lambda's SQS event source does on AWS — long-poll, hand the batch to the
 //! function, delete what succeeded, leave the reported failures to come back.
 
-use aws_lambda_events::event::sqs::SqsEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use dropsync_aliexpress::AliExpressApi;
 use dropsync_aliexpress_poller::{run, trigger};
@@ -102,13 +102,13 @@ async fn settle(
     }
 }
 
-/// Feeds the tracking pusher.
-pub async fn tracking<A: ShopifyAdmin + 'static>(
-    sqs: aws_sdk_sqs::Client,
-    url: String,
-    pusher: Arc<PushService<A>>,
-    max_receives: Option<u32>,
-) {
+/// Feeds one queue to a function's batch handler, as Lambda's SQS event source does: receive a
+/// batch, hand it over as an `SqsEvent`, delete what the handler did not report as failed.
+async fn serve<F, Fut>(sqs: aws_sdk_sqs::Client, url: String, mut handle: F)
+where
+    F: FnMut(SqsEvent) -> Fut,
+    Fut: std::future::Future<Output = SqsBatchResponse>,
+{
     loop {
         let Some((event, handles)) = receive(&sqs, &url).await else {
             continue;
@@ -120,12 +120,7 @@ pub async fn tracking<A: ShopifyAdmin + 'static>(
                 continue;
             }
         };
-        // The template's pusher timeout (30 s) less the same reserve as on Lambda.
-        let limits = dropsync_app::push::BatchLimits {
-            max_receives,
-            deadline: Some(std::time::Instant::now() + Duration::from_secs(27)),
-        };
-        let response = dropsync_tracking_pusher::handle(pusher.clone(), event, limits).await;
+        let response = handle(event).await;
         let failed: Vec<String> = response
             .batch_item_failures
             .iter()
@@ -133,6 +128,24 @@ pub async fn tracking<A: ShopifyAdmin + 'static>(
             .collect();
         settle(&sqs, &url, handles, &failed).await;
     }
+}
+
+/// Feeds the tracking pusher.
+pub async fn tracking<A: ShopifyAdmin + 'static>(
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    pusher: Arc<PushService<A>>,
+    max_receives: Option<u32>,
+) {
+    serve(sqs, url, |event| {
+        // The template's pusher timeout (30 s) less the same reserve as on Lambda.
+        let limits = dropsync_app::push::BatchLimits {
+            max_receives,
+            deadline: Some(std::time::Instant::now() + Duration::from_secs(27)),
+        };
+        dropsync_tracking_pusher::handle(pusher.clone(), event, limits)
+    })
+    .await
 }
 
 /// Feeds the order placer (shops with `auto_place` on) with the same library handler as the
@@ -143,25 +156,11 @@ pub async fn placement(
     placer: Arc<dyn Placer>,
     store: Store,
 ) {
-    loop {
-        let Some((event, handles)) = receive(&sqs, &url).await else {
-            continue;
-        };
-        let event: SqsEvent = match serde_json::from_value(event) {
-            Ok(e) => e,
-            Err(e) => {
-                warn!(error = %e, "batch not representable as an SQS event");
-                continue;
-            }
-        };
-        let response = dropsync_order_placer::handle(&*placer, &store, event).await;
-        let failed: Vec<String> = response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.clone())
-            .collect();
-        settle(&sqs, &url, handles, &failed).await;
-    }
+    serve(sqs, url, |event| {
+        let (placer, store) = (placer.clone(), store.clone());
+        async move { dropsync_order_placer::handle(&*placer, &store, event).await }
+    })
+    .await
 }
 
 /// One webhook delivery as the `shopify-webhook` function answers it: applied, then (with a

@@ -196,6 +196,26 @@ async fn the_refresh_tokens_end_is_a_deadline_soon_within_seven_days_and_require
     );
 }
 
+/// Connects `shop` to Shopify by OAuth the way the callback leaves it: a record in the table.
+async fn connect_shop_in_table(fx: &Fx, shop: &dropsync_domain::ShopDomain) {
+    use dropsync_store::{ConnectMethod, ConnectionStatus, ConnectionStore, ShopConnection};
+    let connected = ShopConnection {
+        shop: shop.clone(),
+        method: ConnectMethod::OAuth,
+        access_token: unique("shpoa"),
+        access_expires_at_ms: Some(dropsync_app::now_ms() + 3_600_000),
+        refresh_token: Some(unique("shprt")),
+        refresh_expires_at_ms: None,
+        scopes: vec![],
+        status: ConnectionStatus::Connected,
+        reason: None,
+        version: 0,
+        updated_at_ms: 0,
+        webhooks: vec![],
+    };
+    assert!(fx.store.put_connection(&connected, None).await.unwrap());
+}
+
 /// An order of `shop` linked to a new AliExpress order of the sandbox account the authorization
 /// sees (paid on AliExpress, so a poll that reaches AliExpress changes it).
 async fn linked_order(fx: &Fx, shop: &dropsync_domain::ShopDomain) -> u64 {
@@ -246,23 +266,7 @@ async fn after_the_refresh_tokens_end_polls_stop_with_one_attention_item_and_res
     let callback = consent(&fx).await;
     assert_eq!(raw(&fx, &callback, None).await.0, 302);
     let shop = shop(&unique("aedeadline").to_lowercase());
-    // A shop connected to Shopify by OAuth (it lives in the table).
-    use dropsync_store::{ConnectMethod, ConnectionStatus, ConnectionStore, ShopConnection};
-    let connected = ShopConnection {
-        shop: shop.clone(),
-        method: ConnectMethod::OAuth,
-        access_token: unique("shpoa"),
-        access_expires_at_ms: Some(dropsync_app::now_ms() + 3_600_000),
-        refresh_token: Some(unique("shprt")),
-        refresh_expires_at_ms: None,
-        scopes: vec![],
-        status: ConnectionStatus::Connected,
-        reason: None,
-        version: 0,
-        updated_at_ms: 0,
-        webhooks: vec![],
-    };
-    assert!(fx.store.put_connection(&connected, None).await.unwrap());
+    connect_shop_in_table(&fx, &shop).await;
     for _ in 0..3 {
         linked_order(&fx, &shop).await;
     }
@@ -401,23 +405,7 @@ async fn after_the_refresh_tokens_end_manual_syncs_and_placements_answer_409_say
     let callback = consent(&fx).await;
     assert_eq!(raw(&fx, &callback, None).await.0, 302);
     let shop = shop(&unique("aeended").to_lowercase());
-    // A shop connected to Shopify by OAuth (it lives in the table).
-    use dropsync_store::{ConnectMethod, ConnectionStatus, ConnectionStore, ShopConnection};
-    let connected = ShopConnection {
-        shop: shop.clone(),
-        method: ConnectMethod::OAuth,
-        access_token: unique("shpoa"),
-        access_expires_at_ms: Some(dropsync_app::now_ms() + 3_600_000),
-        refresh_token: Some(unique("shprt")),
-        refresh_expires_at_ms: None,
-        scopes: vec![],
-        status: ConnectionStatus::Connected,
-        reason: None,
-        version: 0,
-        updated_at_ms: 0,
-        webhooks: vec![],
-    };
-    assert!(fx.store.put_connection(&connected, None).await.unwrap());
+    connect_shop_in_table(&fx, &shop).await;
     let linked = linked_order(&fx, &shop).await;
     // A paid order with nothing placed yet: it waits in Awaiting order.
     let unplaced = 9_007_199_254_740_993 + fastrand::u64(1..1_000_000_000) * 2;

@@ -116,61 +116,7 @@ async fn a_revoked_refresh_token_makes_the_push_wait_and_after_a_reconnect_it_la
     connect_through_the_routes(&fx).await;
 
     // A paid order in Shopify, its AliExpress order shipped in one package: the push is due.
-    let order_id = 9_007_199_254_740_993 + fastrand::u64(1..1_000_000_000) * 2;
-    let line = order_id + 2;
-    let ae = 8_100_000_000_000_000 + fastrand::u64(1..1_000_000_000);
-    sandbox_post(
-        &fx.base,
-        "/_admin/orders",
-        json!({"shop": fx.shop.as_str(), "order": {"id": order_id, "name": "#1001",
-               "financial_status": "paid",
-               "line_items": [{"id": line, "sku": "SKU-1", "title": "Item", "quantity": 1, "price": "9.90"}]}}),
-    )
-    .await;
-    let now = now_ms();
-    fx.store
-        .save_shopify_facts(
-            &fx.shop,
-            order_id,
-            facts("paid", now, &[(line, 1)]),
-            "orders/create",
-            now,
-        )
-        .await
-        .unwrap();
-    let link = ItemLink {
-        line_item_id: line,
-        product_id: Some("P0".into()),
-        sku_id: Some("S0".into()),
-    };
-    fx.store
-        .update_order(&fx.shop, order_id, |o| {
-            link_supplier_order(o, ae, &[line], vec![link.clone()], now).unwrap()
-        })
-        .await
-        .unwrap()
-        .unwrap();
-    let shipped = AeObservation {
-        order_status: "WAIT_BUYER_ACCEPT_GOODS".into(),
-        logistics_status: Some("SELLER_SEND_GOODS".into()),
-        children: vec![],
-        tracking: Some(vec![AeTrackingLine {
-            mail_no: TN.into(),
-            carrier_name: Some("YunExpress".into()),
-            items: vec![AeParcelItem {
-                product_id: Some("P0".into()),
-                sku_id: Some("S0".into()),
-                quantity: 1,
-            }],
-        }]),
-    };
-    fx.store
-        .update_order(&fx.shop, order_id, |o| {
-            apply_ae_observation(o, ae, &shipped, now).is_some()
-        })
-        .await
-        .unwrap();
-    assert!(package_due(&fx, order_id, ae).await);
+    let (order_id, ae) = order_with_a_due_push(&fx).await;
 
     // The merchant revokes the app's grant; Shopify expires the access token early.
     for path in ["/_admin/oauth/revoke", "/_admin/oauth/expire"] {
