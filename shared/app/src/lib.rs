@@ -8,6 +8,7 @@ pub mod config;
 pub mod connect;
 pub mod credentials;
 pub mod place;
+pub mod ports;
 pub mod push;
 pub mod queue;
 pub mod reconcile;

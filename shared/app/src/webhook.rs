@@ -6,6 +6,7 @@
 
 use crate::credentials::Credentials;
 use crate::now_ms;
+use crate::ports::WebhookStore;
 use dropsync_domain::ShopDomain;
 use dropsync_shopify::admin::ShopifyAdmin;
 use dropsync_shopify::webhook::{
@@ -85,10 +86,11 @@ pub enum Outcome {
     Ignored,
 }
 
-/// The webhook's dependencies, built once at cold start.
+/// The webhook's dependencies, built once at cold start. The store is any [`WebhookStore`]:
+/// DynamoDB in the functions, [`crate::memory::MemoryStore`] in tests.
 #[derive(Debug, Clone)]
-pub struct WebhookService<A> {
-    pub store: Store,
+pub struct WebhookService<A, S = Store> {
+    pub store: S,
     pub credentials: Arc<Credentials>,
     /// Used to re-fetch orders that arrive id-only over EventBridge.
     pub admin: Option<Arc<A>>,
@@ -98,7 +100,7 @@ fn header_error(e: HeaderError) -> WebhookError {
     WebhookError::BadRequest(e.to_string())
 }
 
-impl<A: ShopifyAdmin> WebhookService<A> {
+impl<A: ShopifyAdmin, S: WebhookStore> WebhookService<A, S> {
     /// An HTTPS delivery: `header` is a case-insensitive lookup of the request's headers and
     /// `body` the exact bytes received. The signature is checked before the body is parsed.
     pub async fn handle_signed_delivery<'h>(
@@ -145,16 +147,17 @@ impl<A: ShopifyAdmin> WebhookService<A> {
     /// under this shop's header. The order is confirmed with Shopify for this shop before any
     /// state is created. `Ok(false)`: Shopify does not know it in this shop.
     async fn order_is_this_shops(&self, shop: &ShopDomain, id: u64) -> Result<bool, WebhookError> {
-        if self.store.get_order(shop, id).await?.is_some() {
+        if self.store.holds_order(shop, id).await? {
             // Order ids are unique across Shopify: one stored for this shop is this shop's.
             return Ok(true);
         }
         let Some(admin) = &self.admin else {
             return Err(WebhookError::Unavailable);
         };
-        let tokens =
-            crate::tokens::shared(&self.store, &self.credentials, admin.admin_base_override())
-                .map_err(|_| WebhookError::Unavailable)?;
+        let tokens = self
+            .store
+            .shop_tokens(&self.credentials, admin.admin_base_override())
+            .map_err(|_| WebhookError::Unavailable)?;
         let token = tokens
             .token(shop)
             .await
@@ -183,11 +186,7 @@ impl<A: ShopifyAdmin> WebhookService<A> {
         }
         let shop = delivery.headers.shop.clone();
         // Shops connected by OAuth or client credentials live in the table, not the document.
-        if self.credentials.shop(&shop).is_none()
-            && dropsync_store::ConnectionStore::get_connection(&self.store, &shop)
-                .await?
-                .is_none()
-        {
+        if self.credentials.shop(&shop).is_none() && !self.store.is_connected(&shop).await? {
             warn!(shop = %shop, "EventBridge delivery for a shop that is not connected; refused");
             return Err(WebhookError::Unauthorized);
         }
@@ -206,11 +205,10 @@ impl<A: ShopifyAdmin> WebhookService<A> {
     async fn refetch(&self, shop: &ShopDomain, id: u64) -> Result<Outcome, WebhookError> {
         // Tokens come from the one provider (legacy, client credentials or OAuth alike).
         let token = match &self.admin {
-            Some(admin) => match crate::tokens::shared(
-                &self.store,
-                &self.credentials,
-                admin.admin_base_override(),
-            ) {
+            Some(admin) => match self
+                .store
+                .shop_tokens(&self.credentials, admin.admin_base_override())
+            {
                 Ok(tokens) => tokens.token(shop).await.ok(),
                 Err(_) => None,
             },
@@ -291,7 +289,7 @@ impl<A: ShopifyAdmin> WebhookService<A> {
     }
 }
 
-impl<A: ShopifyAdmin> WebhookService<A> {
+impl<A: ShopifyAdmin, S: WebhookStore> WebhookService<A, S> {
     /// `app/uninstalled`, acted on only when Shopify confirms it by refusing the shop's token
     /// (it revokes an app's tokens on uninstall). The header topic is not signed: without the
     /// check, any captured shop-shaped body would deactivate the shop. When Shopify cannot be
@@ -304,7 +302,7 @@ impl<A: ShopifyAdmin> WebhookService<A> {
                 "myshopify_domain does not match X-Shopify-Shop-Domain".into(),
             ));
         }
-        let record = self.store.get_shop(shop).await?;
+        let record = self.store.shop(shop).await?;
         if !record.active && record.uninstalled_at_ms.is_some() {
             info!(shop = %shop, "app/uninstalled seen before");
             return Ok(Outcome::Duplicate);
@@ -313,9 +311,10 @@ impl<A: ShopifyAdmin> WebhookService<A> {
             warn!(shop = %shop, "app/uninstalled cannot be confirmed: no Shopify client");
             return Err(WebhookError::Unavailable);
         };
-        let tokens =
-            crate::tokens::shared(&self.store, &self.credentials, admin.admin_base_override())
-                .map_err(|_| WebhookError::Unavailable)?;
+        let tokens = self
+            .store
+            .shop_tokens(&self.credentials, admin.admin_base_override())
+            .map_err(|_| WebhookError::Unavailable)?;
         let token = match tokens.token(shop).await {
             Ok(token) => token,
             // No token dropsync could use: nothing can confirm the uninstall, so nothing changes.
@@ -376,7 +375,7 @@ impl<A: ShopifyAdmin> WebhookService<A> {
         }
         let outcome = match headers.topic {
             Topic::ShopRedact => {
-                let record = self.store.get_shop(shop).await?;
+                let record = self.store.shop(shop).await?;
                 let due = record
                     .uninstalled_at_ms
                     .is_some_and(|at| now_ms().saturating_sub(at) >= REDACT_AFTER_UNINSTALL_MS);

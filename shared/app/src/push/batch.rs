@@ -3,6 +3,7 @@
 //! invocation's deadline and the queue's redrive policy.
 
 use super::{PushError, PushService};
+use crate::ports::PushStore;
 use crate::queue::PushMessage;
 use dropsync_shopify::admin::ShopifyAdmin;
 use std::collections::{BTreeMap, HashMap};
@@ -65,8 +66,8 @@ fn group_by_order(deliveries: Vec<Delivery>) -> BTreeMap<(String, u64), Vec<Pars
 /// Runs a batch of push messages and returns the ids of the messages to retry (SQS batch-item
 /// failures). Messages of one order run one after another, orders run concurrently. A malformed
 /// message is logged and acknowledged: a poison message never blocks the batch.
-pub async fn push_batch<A: ShopifyAdmin + 'static>(
-    svc: Arc<PushService<A>>,
+pub async fn push_batch<A: ShopifyAdmin + 'static, S: PushStore + 'static>(
+    svc: Arc<PushService<A, S>>,
     messages: Vec<BatchMessage>,
 ) -> Vec<String> {
     let deliveries = messages
@@ -96,8 +97,8 @@ pub struct BatchLimits {
 /// `maxReceiveCount`), a message that fails on its last delivery — the next stop is the
 /// dead-letter queue — has its failure recorded on the package first, so the merchant sees it
 /// (`GET /shops/{shop}/attention`) while the push stays due for a replay or the next run.
-pub async fn push_deliveries<A: ShopifyAdmin + 'static>(
-    svc: Arc<PushService<A>>,
+pub async fn push_deliveries<A: ShopifyAdmin + 'static, S: PushStore + 'static>(
+    svc: Arc<PushService<A, S>>,
     deliveries: Vec<Delivery>,
     limits: BatchLimits,
 ) -> Vec<String> {

@@ -30,12 +30,13 @@ pub use tracking::{MAX_TRACKING_NUMBER, tracking_info, tracking_number_ok, track
 
 use crate::credentials::Credentials;
 use crate::now_ms;
+use crate::ports::PushStore;
 use crate::queue::PushMessage;
 use crate::tokens::ProviderError;
 use dropsync_domain::ops::{mark_push_failed, mark_push_gave_up, mark_pushed};
 use dropsync_domain::{Package, PushState, ShopDomain, ShopSettings};
 use dropsync_shopify::admin::{AdminError, FulfillmentRequest, MutationOutcome, ShopifyAdmin};
-use dropsync_store::{LeasedPackage, PushLease, Store, StoreError, StoredOrder};
+use dropsync_store::{LeasedPackage, Store, StoreError, StoredOrder};
 use plan::carrying;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,10 +74,11 @@ impl From<StoreError> for PushError {
 /// timeout (180 s), so a message whose worker died finds the claim expired when it comes back.
 pub const PUSH_LEASE: Duration = Duration::from_secs(120);
 
-/// The pusher's dependencies, built once.
+/// The pusher's dependencies, built once. The store is any [`PushStore`]: DynamoDB in the
+/// functions, [`crate::memory::MemoryStore`] in tests.
 #[derive(Debug)]
-pub struct PushService<A> {
-    pub store: Store,
+pub struct PushService<A, S = Store> {
+    pub store: S,
     pub admin: Arc<A>,
     pub credentials: Arc<Credentials>,
 }
@@ -107,7 +109,7 @@ impl Target<'_> {
     }
 }
 
-impl<A: ShopifyAdmin> PushService<A> {
+impl<A: ShopifyAdmin, S: PushStore> PushService<A, S> {
     /// Handles one message. `Ok` acknowledges it; `Err` brings it back for a retry.
     pub async fn handle(
         &self,
@@ -115,7 +117,7 @@ impl<A: ShopifyAdmin> PushService<A> {
         order_id: u64,
         ae_order_id: u64,
     ) -> Result<PushOutcome, PushError> {
-        let Some(stored) = self.store.get_order(&msg.shop, order_id).await? else {
+        let Some(stored) = self.store.order(&msg.shop, order_id).await? else {
             return Ok(PushOutcome::Skipped("no such order"));
         };
         let t = Target {
@@ -160,16 +162,14 @@ impl<A: ShopifyAdmin> PushService<A> {
                 .await?;
             return Ok(PushOutcome::Flagged("unusable tracking number".to_owned()));
         }
-        let record = self.store.get_shop_cached(t.shop).await?;
+        let record = self.store.shop(t.shop).await?;
         if !record.active {
             return Ok(PushOutcome::Skipped("shop inactive"));
         }
-        let tokens = crate::tokens::shared(
-            &self.store,
-            &self.credentials,
-            self.admin.admin_base_override(),
-        )
-        .map_err(|e| PushError::Retry(e.to_string()))?;
+        let tokens = self
+            .store
+            .shop_tokens(&self.credentials, self.admin.admin_base_override())
+            .map_err(|e| PushError::Retry(e.to_string()))?;
         let token = match tokens.token(t.shop).await {
             Ok(token) => token,
             Err(ProviderError::NotConnected) => {
@@ -400,7 +400,7 @@ impl<A: ShopifyAdmin> PushService<A> {
     }
 
     /// Claims the package for [`PUSH_LEASE`]: `None` when another worker holds it.
-    async fn claim(&self, t: &Target<'_>) -> Result<Option<PushLease>, PushError> {
+    async fn claim(&self, t: &Target<'_>) -> Result<Option<S::Lease>, PushError> {
         match self
             .store
             .claim_push_lease(t.leased(), PUSH_LEASE, now_ms())
@@ -418,7 +418,7 @@ impl<A: ShopifyAdmin> PushService<A> {
 
     /// Gives the claim up (only if it is still ours). A failure only delays the next push of the
     /// package until the lease runs out.
-    async fn release(&self, t: &Target<'_>, lease: PushLease) {
+    async fn release(&self, t: &Target<'_>, lease: S::Lease) {
         if let Err(e) = self.store.release_push_lease(lease).await {
             warn!(shop = %t.shop, order_id = t.order_id, tracking = t.tn,
                 error = %e, "could not release the package's claim");
