@@ -7,6 +7,8 @@ pub mod auto_place;
 pub mod config;
 pub mod connect;
 pub mod credentials;
+#[cfg(any(test, feature = "testing"))]
+pub mod memory;
 pub mod place;
 pub mod ports;
 pub mod push;

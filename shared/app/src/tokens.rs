@@ -503,56 +503,8 @@ pub fn shared(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::FakeTokenEndpoint as FakeEndpoint;
     use dropsync_store::MemoryConnections;
-    use std::sync::atomic::AtomicUsize;
-
-    #[derive(Clone, Default)]
-    struct FakeEndpoint {
-        calls: Arc<AtomicUsize>,
-        refuse: Arc<Mutex<Option<Refusal>>>,
-    }
-
-    impl TokenEndpoint for FakeEndpoint {
-        async fn refresh(
-            &self,
-            _shop: &str,
-            _id: &str,
-            _secret: &str,
-            refresh_token: &str,
-        ) -> Result<TokenGrant, TokenError> {
-            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            if let Some(r) = *self.refuse.lock().unwrap() {
-                return Err(TokenError::Refused(r));
-            }
-            Ok(TokenGrant {
-                access_token: format!("access-{n}-from-{refresh_token}"),
-                scope: "write_orders".into(),
-                expires_in: Some(3600),
-                refresh_token: Some(format!("refresh-{n}")),
-                refresh_token_expires_in: Some(7_776_000),
-            })
-        }
-
-        async fn client_credentials(
-            &self,
-            _shop: &str,
-            _id: &str,
-            _secret: &str,
-        ) -> Result<TokenGrant, TokenError> {
-            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-            if let Some(r) = *self.refuse.lock().unwrap() {
-                return Err(TokenError::Refused(r));
-            }
-            Ok(TokenGrant {
-                access_token: format!("cc-{n}"),
-                scope: "read_orders".into(),
-                expires_in: Some(86_399),
-                refresh_token: None,
-                refresh_token_expires_in: None,
-            })
-        }
-    }
 
     fn creds() -> Arc<Credentials> {
         Arc::new(

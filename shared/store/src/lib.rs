@@ -63,6 +63,37 @@ pub enum WriteKind {
     User(UserAction),
 }
 
+impl WriteKind {
+    /// The kind of the change from `before` to `after`: a merchant's action when the history
+    /// entries it added name one, automatic otherwise.
+    pub fn of_change(before: &Order, after: &Order) -> Self {
+        match after.history.get(before.history.len()..) {
+            Some(added) => added
+                .iter()
+                .rev()
+                .find_map(|h| h.user_action)
+                .map_or(WriteKind::Automatic, WriteKind::User),
+            None => WriteKind::Automatic,
+        }
+    }
+
+    /// The stored statuses a write of this kind may replace with `to`: the domain's transition
+    /// table, which the conditional writes enforce.
+    pub fn allowed_from(self, to: OrderStatus) -> Vec<OrderStatus> {
+        match self {
+            WriteKind::Automatic => to.automatic_predecessors(),
+            // A merchant action may only land on its own target; anything else is checked
+            // against the automatic table.
+            WriteKind::User(action) if to == action.target() => {
+                let mut p = action.predecessors().to_vec();
+                p.push(action.target());
+                p
+            }
+            WriteKind::User(_) => to.automatic_predecessors(),
+        }
+    }
+}
+
 /// A page of keys from an index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
@@ -337,17 +368,7 @@ impl Store {
                 req = req.condition_expression("attribute_not_exists(pk)");
             }
             Some(v) => {
-                let preds: Vec<OrderStatus> = match kind {
-                    WriteKind::Automatic => order.status.automatic_predecessors(),
-                    // A merchant action may only land on its own target; anything else is
-                    // checked against the automatic table.
-                    WriteKind::User(action) if order.status == action.target() => {
-                        let mut p = action.predecessors().to_vec();
-                        p.push(action.target());
-                        p
-                    }
-                    WriteKind::User(_) => order.status.automatic_predecessors(),
-                };
+                let preds = kind.allowed_from(order.status);
                 let mut in_list = Vec::new();
                 for (i, p) in preds.iter().enumerate() {
                     req = req.expression_attribute_values(format!(":p{i}"), s(p.as_str()));
@@ -433,14 +454,7 @@ impl Store {
             if !decide(&mut next) {
                 return Ok(Some(stored));
             }
-            let kind = match next.history.get(stored.order.history.len()..) {
-                Some(added) => added
-                    .iter()
-                    .rev()
-                    .find_map(|h| h.user_action)
-                    .map_or(WriteKind::Automatic, WriteKind::User),
-                None => WriteKind::Automatic,
-            };
+            let kind = WriteKind::of_change(&stored.order, &next);
             match self.put_order(&next, Some(stored.version), kind).await {
                 Ok(written) => return Ok(Some(written)),
                 Err(StoreError::Conflict(now)) => {

@@ -22,6 +22,8 @@
 
 pub mod batch;
 pub mod plan;
+#[cfg(test)]
+mod service_tests;
 pub mod tracking;
 
 pub use batch::{BatchLimits, BatchMessage, Delivery, push_batch, push_deliveries};
