@@ -412,3 +412,7 @@ impl<A: ShopifyAdmin, S: WebhookStore> WebhookService<A, S> {
         Ok(outcome)
     }
 }
+
+#[cfg(test)]
+#[path = "webhook_tests.rs"]
+mod tests;
