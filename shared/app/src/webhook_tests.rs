@@ -140,9 +140,17 @@ async fn an_older_updated_at_does_not_overwrite_a_newer_one() {
             .unwrap(),
         Outcome::Order(ShopifyApplied::Stale)
     );
+    // And an older event that would not even move the order between tabs.
+    assert_eq!(
+        deliver(&svc, "orders/updated", &order_body(1, "paid"))
+            .await
+            .unwrap(),
+        Outcome::Order(ShopifyApplied::Stale)
+    );
     let stored = store.stored_order(&shop(), ORDER).unwrap();
     assert_eq!(stored.order.status, OrderStatus::AwaitingOrder);
     assert!(stored.order.shopify.financial_status.is_captured());
+    assert_eq!(stored.order.shopify.updated_at_ms % 60_000, 5_000);
 }
 
 #[tokio::test]
@@ -308,6 +316,21 @@ async fn shop_redact_deletes_the_shops_orders_only_48_hours_after_a_confirmed_un
         .into_bytes();
 
     // Still installed: a redact is not Shopify's.
+    assert_eq!(
+        deliver(&svc, "shop/redact", &body).await.unwrap(),
+        Outcome::Unconfirmed
+    );
+    assert!(store.stored_order(&shop(), ORDER).is_some());
+
+    // Uninstalled, but less than 48 hours ago.
+    store.set_shop(
+        &shop(),
+        ShopRecord {
+            active: false,
+            uninstalled_at_ms: Some(now_ms() - REDACT_AFTER_UNINSTALL_MS / 2),
+            ..ShopRecord::default()
+        },
+    );
     assert_eq!(
         deliver(&svc, "shop/redact", &body).await.unwrap(),
         Outcome::Unconfirmed
