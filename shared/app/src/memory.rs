@@ -859,3 +859,106 @@ impl ShopifyAdmin for FakeShopify {
         Ok(OrderStampPage { orders, next: None })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dropsync_domain::{FinancialStatus, OrderStatus};
+
+    fn shop() -> ShopDomain {
+        ShopDomain::parse("memory.myshopify.com").unwrap()
+    }
+
+    fn paid_order() -> Order {
+        let facts = ShopifyFacts {
+            name: "#1".into(),
+            created_at_ms: 0,
+            updated_at_ms: 1,
+            financial_status: FinancialStatus::parse("paid"),
+            cancelled: false,
+            test: false,
+            fulfillment_status: None,
+            line_items: Vec::new(),
+            fulfillment_tracking: Vec::new(),
+        };
+        Order::from_shopify(shop(), 1, facts, "test", 0)
+    }
+
+    #[tokio::test]
+    async fn a_write_the_domains_transition_table_forbids_never_lands() {
+        let store = MemoryStore::new();
+        let mut order = paid_order();
+        order.status = OrderStatus::Fulfilled;
+        store.insert_order(order);
+        let result = PushStore::update_order(&store, &shop(), 1, |o| {
+            o.status = OrderStatus::AwaitingOrder;
+            true
+        })
+        .await;
+        assert!(result.is_err());
+        let stored = store.stored_order(&shop(), 1).unwrap();
+        assert_eq!(stored.order.status, OrderStatus::Fulfilled);
+        assert_eq!(store.order_writes(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_write_decided_on_a_stale_version_is_decided_again_on_the_stored_order() {
+        let store = MemoryStore::new();
+        let read = store.insert_order(paid_order());
+        store.change_order(&shop(), 1, |o| o.shopify.name = "#1 renamed".into());
+        let mut seen = Vec::new();
+        let written = PushStore::update_order_from(&store, &shop(), 1, Some(read), |o| {
+            seen.push(o.shopify.name.clone());
+            o.needs_refetch = true;
+            true
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(seen, vec!["#1".to_owned(), "#1 renamed".to_owned()]);
+        assert_eq!(written.version, 3);
+        assert_eq!(written.order.shopify.name, "#1 renamed");
+    }
+
+    #[tokio::test]
+    async fn an_expired_push_lease_is_taken_over_and_the_old_holder_cannot_release_it() {
+        let store = MemoryStore::new();
+        let shop = shop();
+        let package = LeasedPackage {
+            shop: &shop,
+            order_id: 1,
+            ae_order_id: 2,
+            tracking_number: "T",
+        };
+        let lease = Duration::from_secs(10);
+        let first = store.claim_push_lease(package, lease, 0).await.unwrap();
+        assert!(
+            store
+                .claim_push_lease(package, lease, 5_000)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let second = store
+            .claim_push_lease(package, lease, 10_001)
+            .await
+            .unwrap();
+        assert!(second.is_some());
+        store.release_push_lease(first.unwrap()).await.unwrap();
+        assert!(
+            store
+                .claim_push_lease(package, lease, 10_002)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store.release_push_lease(second.unwrap()).await.unwrap();
+        assert!(
+            store
+                .claim_push_lease(package, lease, 10_003)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+}

@@ -372,8 +372,8 @@ fn id_only_event() -> Value {
 #[tokio::test]
 async fn an_id_only_event_is_fetched_from_shopify_and_applied() {
     let (svc, store, shopify) = service();
-    let parsed = dropsync_shopify::webhook::parse_order_delivery(&order_body(5, "paid"), &shop())
-        .unwrap();
+    let parsed =
+        dropsync_shopify::webhook::parse_order_delivery(&order_body(5, "paid"), &shop()).unwrap();
     shopify.set_facts(&shop(), ORDER, parsed.facts);
 
     assert_eq!(
