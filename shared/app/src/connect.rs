@@ -154,7 +154,13 @@ pub fn aliexpress_status(tokens: Option<&AeTokenRecord>, now: i64) -> &'static s
 /// extend. `None` while it is valid, when there is none in the table (a legacy token from the
 /// credentials), or when the table cannot be read (the call then answers for itself).
 pub async fn aliexpress_authorization_ended(store: &Store, app_key: &str) -> Option<String> {
-    let rec = match store.get_ae_tokens(app_key).await {
+    authorization_ended(store.get_ae_tokens(app_key).await)
+}
+
+/// [`aliexpress_authorization_ended`] from the stored record as read (whatever store it came
+/// from).
+pub fn authorization_ended(read: Result<Option<AeTokenRecord>, StoreError>) -> Option<String> {
+    let rec = match read {
         Ok(rec) => rec?,
         Err(e) => {
             warn!(error = %e, "AliExpress authorization unreadable; going on");

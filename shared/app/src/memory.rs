@@ -2,18 +2,23 @@
 //! DynamoDB, SQS or Shopify (`cargo test`, the fast tier). Built only for this crate's tests and
 //! with the `testing` feature, never into the Lambda binaries.
 //!
-//! - [`MemoryStore`]: the store ports ([`PushStore`], [`WebhookStore`], [`TokenSource`]) with
+//! - [`MemoryStore`]: the store ports ([`Orders`], [`PushStore`], [`WebhookStore`],
+//!   [`SyncStore`], [`TokenSource`]) with
 //!   the table's semantics the services rely on — versioned conditional writes refused on a stale
 //!   version or on a transition the domain's table forbids, newer `updated_at` wins, the push
 //!   lease's claim and release, delivery dedupe — plus knobs to inject failures.
 //! - [`FakeShopify`]: a [`ShopifyAdmin`] holding each order's fulfillment orders and
 //!   fulfillments; `fulfillmentCreate` really consumes the remaining quantities and records the
 //!   fulfillment, and any call can be scripted to fail (throttled, unavailable, refused).
+//! - [`FakeAliExpress`]: AliExpress's `order.get` and `tracking.get`, per order, scriptable.
+//! - [`MemoryQueue`]: the tracking queue, recording what was sent.
 //! - [`FakeTokenEndpoint`]: Shopify's token endpoint, minting numbered tokens.
 
 use crate::credentials::Credentials;
-use crate::ports::{PushStore, SharedTokens, TokenSource, WebhookStore};
+use crate::queue::{PushMessage, QueueError, TrackingQueue};
+use crate::ports::{Orders, PushStore, SharedTokens, SyncStore, TokenSource, WebhookStore};
 use crate::tokens::{ProviderError, TokenEndpoint, TokenProvider};
+use dropsync_aliexpress::{AeError, AeOrder, AeTrackingLine, AliExpressApi};
 use dropsync_domain::{Order, ShopDomain, ShopifyFacts};
 use dropsync_shopify::admin::{
     AdminError, ExistingFulfillment, FoLineItem, FulfillmentOrder, FulfillmentRequest,
@@ -21,8 +26,8 @@ use dropsync_shopify::admin::{
 };
 use dropsync_shopify::oauth::{Refusal, TokenError, TokenGrant};
 use dropsync_store::{
-    ConnectionStore, LeasedPackage, MemoryConnections, ShopRecord, ShopifyApplied, StoreError,
-    StoredOrder, WriteKind,
+    AeTokenRecord, ConnectionStore, LeasedPackage, MemoryConnections, Page, ShopRecord,
+    ShopifyApplied, StoreError, StoredOrder, WriteKind,
 };
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,6 +51,7 @@ struct Tables {
     /// Per package: the holder and the end of its claim (ms).
     leases: HashMap<String, (u64, i64)>,
     deliveries: HashSet<(ShopDomain, String)>,
+    ae_tokens: HashMap<String, AeTokenRecord>,
     /// Order writes still to refuse as unavailable (an injected outage).
     failing_writes: u32,
     /// Order writes that landed.
@@ -153,6 +159,11 @@ impl MemoryStore {
         })
     }
 
+    /// Stores an app key's AliExpress tokens, as the OAuth callback or a refresh would.
+    pub fn set_ae_tokens(&self, app_key: &str, record: AeTokenRecord) {
+        self.with(|t| t.ae_tokens.insert(app_key.to_owned(), record));
+    }
+
     /// The next `n` order writes fail as unavailable (throttled or unreachable).
     pub fn fail_next_order_writes(&self, n: u32) {
         self.with(|t| t.failing_writes = n);
@@ -251,9 +262,7 @@ impl TokenSource for MemoryStore {
     }
 }
 
-impl PushStore for MemoryStore {
-    type Lease = MemoryLease;
-
+impl Orders for MemoryStore {
     async fn order(&self, shop: &ShopDomain, id: u64) -> Result<Option<StoredOrder>, StoreError> {
         Ok(self.stored_order(shop, id))
     }
@@ -282,6 +291,10 @@ impl PushStore for MemoryStore {
     {
         self.update_from(current, decide)
     }
+}
+
+impl PushStore for MemoryStore {
+    type Lease = MemoryLease;
 
     async fn shop(&self, shop: &ShopDomain) -> Result<ShopRecord, StoreError> {
         Ok(self.shop_now(shop))
@@ -434,6 +447,76 @@ impl WebhookStore for MemoryStore {
 
     async fn is_connected(&self, shop: &ShopDomain) -> Result<bool, StoreError> {
         Ok(self.connections.get_connection(shop).await?.is_some())
+    }
+}
+
+impl SyncStore for MemoryStore {
+    async fn shop(&self, shop: &ShopDomain) -> Result<ShopRecord, StoreError> {
+        Ok(self.shop_now(shop))
+    }
+
+    async fn set_aliexpress_reauth(&self, shop: &ShopDomain, needed: bool) -> Result<(), StoreError> {
+        let mut record = self.shop_now(shop);
+        record.aliexpress_reauth_needed = needed;
+        self.set_shop(shop, record);
+        Ok(())
+    }
+
+    async fn ae_tokens(&self, app_key: &str) -> Result<Option<AeTokenRecord>, StoreError> {
+        Ok(self.with(|t| t.ae_tokens.get(app_key).cloned()))
+    }
+
+    /// One shard: the index's sharding spreads DynamoDB's load, which memory does not have.
+    fn open_shards(&self) -> u32 {
+        1
+    }
+
+    async fn open_orders_page(
+        &self,
+        shard: u32,
+        shop: Option<&ShopDomain>,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> Result<Page<(ShopDomain, u64)>, StoreError> {
+        if shard >= self.open_shards() {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        }
+        // The cursor is the last key handed out, as DynamoDB's: orders that leave the index
+        // meanwhile shift nothing.
+        let after: Option<(String, u64)> = match cursor {
+            Some(raw) => {
+                let (shop, id) = raw.rsplit_once('#').ok_or(StoreError::InvalidCursor)?;
+                let id = id.parse().map_err(|_| StoreError::InvalidCursor)?;
+                Some((shop.to_owned(), id))
+            }
+            None => None,
+        };
+        let mut open: Vec<(ShopDomain, u64)> = self.with(|t| {
+            t.orders
+                .values()
+                .filter(|s| shop.is_none_or(|shop| s.order.shop == *shop))
+                .filter(|s| {
+                    s.order.has_open_supplier_orders() || !s.order.due_pushes().is_empty()
+                })
+                .filter(|s| {
+                    after.as_ref().is_none_or(|(shop, id)| {
+                        (s.order.shop.as_str(), s.order.id) > (shop.as_str(), *id)
+                    })
+                })
+                .map(|s| (s.order.shop.clone(), s.order.id))
+                .collect()
+        });
+        open.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+        let limit = usize::try_from(limit.max(1)).unwrap_or(1);
+        open.truncate(limit);
+        let next = (open.len() == limit)
+            .then(|| open.last().map(|(shop, id)| format!("{shop}#{id}")))
+            .flatten();
+        let items = open;
+        Ok(Page { items, next })
     }
 }
 
@@ -860,6 +943,144 @@ impl ShopifyAdmin for FakeShopify {
     }
 }
 
+/// An AliExpress call, for scripting failures and counting calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AeCall {
+    OrderGet,
+    TrackingGet,
+}
+
+#[derive(Debug, Default)]
+struct AeTables {
+    orders: HashMap<u64, AeOrder>,
+    /// `None`: AliExpress has no tracking for it yet (its 1001 answer).
+    tracking: HashMap<u64, Vec<AeTrackingLine>>,
+    script: HashMap<AeCall, VecDeque<AeError>>,
+    calls: HashMap<AeCall, usize>,
+}
+
+/// AliExpress's order and tracking reads in memory. Every call first yields to the scheduler.
+#[derive(Debug, Default)]
+pub struct FakeAliExpress {
+    tables: Mutex<AeTables>,
+    app_key: Option<String>,
+}
+
+impl FakeAliExpress {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Answering for the authorization of `app_key` (whose stored tokens a run checks first).
+    pub fn with_app_key(app_key: &str) -> Self {
+        Self {
+            app_key: Some(app_key.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut AeTables) -> T) -> T {
+        let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut tables)
+    }
+
+    /// What `order.get` answers for the order from now on (statuses as AliExpress spells them).
+    pub fn set_order(&self, ae_order_id: u64, order_status: &str, logistics_status: Option<&str>) {
+        self.with(|t| {
+            t.orders.insert(
+                ae_order_id,
+                AeOrder {
+                    order_status: order_status.to_owned(),
+                    logistics_status: logistics_status.map(str::to_owned),
+                    ..AeOrder::default()
+                },
+            )
+        });
+    }
+
+    /// The order's parcels, as `tracking.get` lists them from now on.
+    pub fn set_tracking(&self, ae_order_id: u64, lines: Vec<AeTrackingLine>) {
+        self.with(|t| t.tracking.insert(ae_order_id, lines));
+    }
+
+    /// The next call of this kind fails so (scripts queue up, one per call).
+    pub fn fail_next(&self, call: AeCall, error: AeError) {
+        self.with(|t| t.script.entry(call).or_default().push_back(error));
+    }
+
+    /// How many calls of this kind were made (failed ones included).
+    pub fn calls(&self, call: AeCall) -> usize {
+        self.with(|t| t.calls.get(&call).copied().unwrap_or(0))
+    }
+
+    async fn begin(&self, call: AeCall) -> Result<(), AeError> {
+        tokio::task::yield_now().await;
+        self.with(|t| {
+            *t.calls.entry(call).or_default() += 1;
+            t.script
+                .get_mut(&call)
+                .and_then(VecDeque::pop_front)
+                .map_or(Ok(()), Err)
+        })
+    }
+}
+
+impl AliExpressApi for FakeAliExpress {
+    async fn order_get(&self, ae_order_id: u64) -> Result<AeOrder, AeError> {
+        self.begin(AeCall::OrderGet).await?;
+        self.with(|t| t.orders.get(&ae_order_id).cloned())
+            .ok_or_else(|| AeError::Permanent(format!("order {ae_order_id} is not this account's")))
+    }
+
+    async fn tracking_get(&self, ae_order_id: u64) -> Result<Option<Vec<AeTrackingLine>>, AeError> {
+        self.begin(AeCall::TrackingGet).await?;
+        Ok(self.with(|t| t.tracking.get(&ae_order_id).cloned()))
+    }
+
+    fn app_key(&self) -> Option<&str> {
+        self.app_key.as_deref()
+    }
+}
+
+/// The tracking queue in memory: what was sent, in order, and an outage switch.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    sent: Mutex<Vec<PushMessage>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every message sent so far.
+    pub fn sent(&self) -> Vec<PushMessage> {
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// While on, every send fails (an SQS outage).
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+}
+
+impl TrackingQueue for MemoryQueue {
+    async fn send(&self, messages: &[PushMessage]) -> Result<(), QueueError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(QueueError("injected outage".into()));
+        }
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(messages);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -890,7 +1111,7 @@ mod tests {
         let mut order = paid_order();
         order.status = OrderStatus::Fulfilled;
         store.insert_order(order);
-        let result = PushStore::update_order(&store, &shop(), 1, |o| {
+        let result = Orders::update_order(&store, &shop(), 1, |o| {
             o.status = OrderStatus::AwaitingOrder;
             true
         })
@@ -907,7 +1128,7 @@ mod tests {
         let read = store.insert_order(paid_order());
         store.change_order(&shop(), 1, |o| o.shopify.name = "#1 renamed".into());
         let mut seen = Vec::new();
-        let written = PushStore::update_order_from(&store, &shop(), 1, Some(read), |o| {
+        let written = Orders::update_order_from(&store, &shop(), 1, Some(read), |o| {
             seen.push(o.shopify.name.clone());
             o.needs_refetch = true;
             true

@@ -10,8 +10,8 @@ use crate::tokens::{ProviderError, TokenEndpoint, TokenProvider};
 use dropsync_domain::{Order, ShopDomain, ShopifyFacts};
 use dropsync_shopify::oauth::TokenClient;
 use dropsync_store::{
-    ConnectionStore, LeasedPackage, PushLease, ShopRecord, ShopifyApplied, Store, StoreError,
-    StoredOrder,
+    AeTokenRecord, ConnectionStore, LeasedPackage, Page, PushLease, ShopRecord, ShopifyApplied,
+    Store, StoreError, StoredOrder,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -50,11 +50,9 @@ impl TokenSource for Store {
     }
 }
 
-/// The store as the tracking pusher uses it ([`crate::push::PushService`]).
-pub trait PushStore: TokenSource + Send + Sync {
-    /// A claim on one package, given back with [`PushStore::release_push_lease`].
-    type Lease: Send;
-
+/// One order, read and changed by conditional read-modify-write: what every service that
+/// changes orders after Shopify created them (push, sync) needs.
+pub trait Orders: Send + Sync {
     /// One order, read strongly consistent; `None` when there is none.
     fn order(
         &self,
@@ -62,7 +60,7 @@ pub trait PushStore: TokenSource + Send + Sync {
         id: u64,
     ) -> impl Future<Output = Result<Option<StoredOrder>, StoreError>> + Send;
 
-    /// Read-modify-write of one order: [`PushStore::update_order_from`] from a fresh read.
+    /// Read-modify-write of one order: [`Orders::update_order_from`] from a fresh read.
     fn update_order<F>(
         &self,
         shop: &ShopDomain,
@@ -87,35 +85,9 @@ pub trait PushStore: TokenSource + Send + Sync {
     ) -> impl Future<Output = Result<Option<StoredOrder>, StoreError>> + Send
     where
         F: FnMut(&mut Order) -> bool + Send;
-
-    /// The shop's record (active flag, settings); it may be a little old (a per-process cache),
-    /// which only delays when a settings change or an uninstall is seen. A shop never seen is
-    /// active with default settings.
-    fn shop(
-        &self,
-        shop: &ShopDomain,
-    ) -> impl Future<Output = Result<ShopRecord, StoreError>> + Send;
-
-    /// Claims `package` for `lease` from `now_ms`. `None` while another worker holds an
-    /// unexpired claim on it; an expired claim is taken over.
-    fn claim_push_lease(
-        &self,
-        package: LeasedPackage<'_>,
-        lease: Duration,
-        now_ms: i64,
-    ) -> impl Future<Output = Result<Option<Self::Lease>, StoreError>> + Send;
-
-    /// Gives a claim up if it is still this worker's. A claim that ran out and was taken over
-    /// is left to its new holder, and that is not an error.
-    fn release_push_lease(
-        &self,
-        lease: Self::Lease,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-impl PushStore for Store {
-    type Lease = PushLease;
-
+impl Orders for Store {
     async fn order(&self, shop: &ShopDomain, id: u64) -> Result<Option<StoredOrder>, StoreError> {
         self.get_order(shop, id).await
     }
@@ -144,6 +116,40 @@ impl PushStore for Store {
     {
         Store::update_order_from(self, shop, id, current, decide).await
     }
+}
+
+/// The store as the tracking pusher uses it ([`crate::push::PushService`]).
+pub trait PushStore: Orders + TokenSource {
+    /// A claim on one package, given back with [`PushStore::release_push_lease`].
+    type Lease: Send;
+
+    /// The shop's record (active flag, settings); it may be a little old (a per-process cache),
+    /// which only delays when a settings change or an uninstall is seen. A shop never seen is
+    /// active with default settings.
+    fn shop(
+        &self,
+        shop: &ShopDomain,
+    ) -> impl Future<Output = Result<ShopRecord, StoreError>> + Send;
+
+    /// Claims `package` for `lease` from `now_ms`. `None` while another worker holds an
+    /// unexpired claim on it; an expired claim is taken over.
+    fn claim_push_lease(
+        &self,
+        package: LeasedPackage<'_>,
+        lease: Duration,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<Self::Lease>, StoreError>> + Send;
+
+    /// Gives a claim up if it is still this worker's. A claim that ran out and was taken over
+    /// is left to its new holder, and that is not an error.
+    fn release_push_lease(
+        &self,
+        lease: Self::Lease,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl PushStore for Store {
+    type Lease = PushLease;
 
     async fn shop(&self, shop: &ShopDomain) -> Result<ShopRecord, StoreError> {
         self.get_shop_cached(shop).await
@@ -275,5 +281,75 @@ impl WebhookStore for Store {
 
     async fn is_connected(&self, shop: &ShopDomain) -> Result<bool, StoreError> {
         Ok(self.get_connection(shop).await?.is_some())
+    }
+}
+
+/// The store as the AliExpress sync uses it ([`crate::sync::SyncService`]).
+pub trait SyncStore: Orders {
+    /// The shop's record, read now (its active flag decides whether its orders are synced). A
+    /// shop never seen is active with default settings.
+    fn shop(&self, shop: &ShopDomain)
+    -> impl Future<Output = Result<ShopRecord, StoreError>> + Send;
+
+    /// Records whether the shop's merchant must re-authorize AliExpress. Idempotent.
+    fn set_aliexpress_reauth(
+        &self,
+        shop: &ShopDomain,
+        needed: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The AliExpress tokens of an app key as last stored (their refresh deadline tells whether
+    /// the authorization has ended).
+    fn ae_tokens(
+        &self,
+        app_key: &str,
+    ) -> impl Future<Output = Result<Option<AeTokenRecord>, StoreError>> + Send;
+
+    /// How many shards the open index has; [`SyncStore::open_orders_page`] takes `0..` this.
+    fn open_shards(&self) -> u32;
+
+    /// One page of the open index of one shard: the `(shop, order id)` of every order with an
+    /// open supplier order or a push still due, each once across the pages of a shard, in a
+    /// stable order (of one shop only with `shop`). `cursor` is a page's `next`, as handed out
+    /// for the same shard and shop; another is [`StoreError::InvalidCursor`].
+    fn open_orders_page(
+        &self,
+        shard: u32,
+        shop: Option<&ShopDomain>,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> impl Future<Output = Result<Page<(ShopDomain, u64)>, StoreError>> + Send;
+}
+
+impl SyncStore for Store {
+    async fn shop(&self, shop: &ShopDomain) -> Result<ShopRecord, StoreError> {
+        self.get_shop(shop).await
+    }
+
+    async fn set_aliexpress_reauth(&self, shop: &ShopDomain, needed: bool) -> Result<(), StoreError> {
+        Store::set_aliexpress_reauth(self, shop, needed).await
+    }
+
+    async fn ae_tokens(&self, app_key: &str) -> Result<Option<AeTokenRecord>, StoreError> {
+        self.get_ae_tokens(app_key).await
+    }
+
+    fn open_shards(&self) -> u32 {
+        Store::open_shards(self)
+    }
+
+    async fn open_orders_page(
+        &self,
+        shard: u32,
+        shop: Option<&ShopDomain>,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> Result<Page<(ShopDomain, u64)>, StoreError> {
+        match shop {
+            Some(shop) => {
+                Store::open_orders_page_for_shop(self, shard, shop, cursor, limit).await
+            }
+            None => Store::open_orders_page(self, shard, cursor, limit).await,
+        }
     }
 }

@@ -10,6 +10,8 @@
 mod control;
 mod decide;
 mod report;
+#[cfg(test)]
+mod service_tests;
 
 pub use report::{PollCursor, PollReport, RunSoFar, deadline_within, time_left};
 
@@ -24,6 +26,7 @@ use dropsync_domain::ops::{
     AeObservation, SyncChanges, apply_ae_observation, claim_stale_pushes, retry_pushes,
 };
 use dropsync_domain::{ShopDomain, SupplierStatus};
+use crate::ports::SyncStore;
 use dropsync_store::{Page, ShopRecord, Store, StoreError, StoredOrder};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,10 +95,11 @@ impl SyncError {
     }
 }
 
-/// The sync's dependencies, built once.
+/// The sync's dependencies, built once. The store is any [`SyncStore`]: DynamoDB in the
+/// functions, [`crate::memory::MemoryStore`] in tests.
 #[derive(Debug)]
-pub struct SyncService<A, Q> {
-    pub store: Store,
+pub struct SyncService<A, Q, S = Store> {
+    pub store: S,
     pub ae: Arc<A>,
     pub queue: Arc<Q>,
     /// Orders synced at once (the AliExpress client's limiter bounds the calls).
@@ -114,16 +118,18 @@ struct OrderOutcome {
 
 /// Orders of one run in flight: at most `concurrency` at once, spawned as keys arrive, so paging
 /// overlaps the syncing.
-struct Batch<A, Q> {
-    svc: Arc<SyncService<A, Q>>,
+struct Batch<A, Q, S> {
+    svc: Arc<SyncService<A, Q, S>>,
     sem: Arc<Semaphore>,
     set: JoinSet<()>,
     counters: Arc<Counters>,
     ctl: Arc<RunControl>,
 }
 
-impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Batch<A, Q> {
-    fn new(svc: &Arc<SyncService<A, Q>>) -> Self {
+impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static, S: SyncStore + 'static>
+    Batch<A, Q, S>
+{
+    fn new(svc: &Arc<SyncService<A, Q, S>>) -> Self {
         Self {
             svc: svc.clone(),
             sem: Arc::new(Semaphore::new(svc.concurrency.max(1))),
@@ -139,7 +145,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Batch<A, Q> {
         if let Some(rec) = cache.get(shop) {
             return rec.clone();
         }
-        let rec = match self.svc.store.get_shop(shop).await {
+        let rec = match self.svc.store.shop(shop).await {
             Ok(rec) => rec,
             Err(e) => {
                 warn!(shop = %shop, error = %e, "shop record unreadable; syncing anyway");
@@ -230,13 +236,15 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Batch<A, Q> {
     }
 }
 
-impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
+impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static, S: SyncStore + 'static>
+    SyncService<A, Q, S>
+{
     /// Why no AliExpress call can succeed until the merchant re-authorizes, when the stored
     /// authorization's refresh token has passed its end (AliExpress cannot extend it). Checked
     /// before a run so that the run stops once, instead of failing every order on the way.
     pub async fn authorization_ended(&self) -> Option<String> {
         let app_key = self.ae.app_key()?;
-        crate::connect::aliexpress_authorization_ended(&self.store, app_key).await
+        crate::connect::authorization_ended(self.store.ae_tokens(app_key).await)
     }
 
     /// Asks AliExpress about one supplier order: its status, and its tracking when it has
@@ -311,7 +319,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
     ) -> Result<(SyncChanges, Option<StoredOrder>), SyncError> {
         let before = self
             .store
-            .get_order(shop, order_id)
+            .order(shop, order_id)
             .await?
             .ok_or(SyncError::NotFound)?;
         let (changes, stored) = self.sync_one(shop, &before, ae_order_id).await?;
@@ -471,7 +479,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
     ) -> Result<OrderOutcome, SyncError> {
         let mut current = self
             .store
-            .get_order(shop, order_id)
+            .order(shop, order_id)
             .await?
             .ok_or(SyncError::NotFound)?;
         let open: Vec<u64> = if current.order.has_open_supplier_orders() {
@@ -578,18 +586,10 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> SyncService<A, Q> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let page = match &at.shop {
-                Some(shop) => {
-                    self.store
-                        .open_orders_page_for_shop(at.shard, shop, at.page.as_deref(), POLL_PAGE)
-                        .await
-                }
-                None => {
-                    self.store
-                        .open_orders_page(at.shard, at.page.as_deref(), POLL_PAGE)
-                        .await
-                }
-            };
+            let page = self
+                .store
+                .open_orders_page(at.shard, at.shop.as_ref(), at.page.as_deref(), POLL_PAGE)
+                .await;
             match page {
                 Ok(page) => return Ok(page),
                 Err(e) if e.is_retryable() && attempt < PAGE_ATTEMPTS => {
