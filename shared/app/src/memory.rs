@@ -15,8 +15,8 @@
 //! - [`FakeTokenEndpoint`]: Shopify's token endpoint, minting numbered tokens.
 
 use crate::credentials::Credentials;
-use crate::queue::{PushMessage, QueueError, TrackingQueue};
 use crate::ports::{Orders, PushStore, SharedTokens, SyncStore, TokenSource, WebhookStore};
+use crate::queue::{PushMessage, QueueError, TrackingQueue};
 use crate::tokens::{ProviderError, TokenEndpoint, TokenProvider};
 use dropsync_aliexpress::{AeError, AeOrder, AeTrackingLine, AliExpressApi};
 use dropsync_domain::{Order, ShopDomain, ShopifyFacts};
@@ -455,7 +455,11 @@ impl SyncStore for MemoryStore {
         Ok(self.shop_now(shop))
     }
 
-    async fn set_aliexpress_reauth(&self, shop: &ShopDomain, needed: bool) -> Result<(), StoreError> {
+    async fn set_aliexpress_reauth(
+        &self,
+        shop: &ShopDomain,
+        needed: bool,
+    ) -> Result<(), StoreError> {
         let mut record = self.shop_now(shop);
         record.aliexpress_reauth_needed = needed;
         self.set_shop(shop, record);
@@ -498,9 +502,7 @@ impl SyncStore for MemoryStore {
             t.orders
                 .values()
                 .filter(|s| shop.is_none_or(|shop| s.order.shop == *shop))
-                .filter(|s| {
-                    s.order.has_open_supplier_orders() || !s.order.due_pushes().is_empty()
-                })
+                .filter(|s| s.order.has_open_supplier_orders() || !s.order.due_pushes().is_empty())
                 .filter(|s| {
                     after.as_ref().is_none_or(|(shop, id)| {
                         (s.order.shop.as_str(), s.order.id) > (shop.as_str(), *id)

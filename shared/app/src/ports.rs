@@ -288,8 +288,10 @@ impl WebhookStore for Store {
 pub trait SyncStore: Orders {
     /// The shop's record, read now (its active flag decides whether its orders are synced). A
     /// shop never seen is active with default settings.
-    fn shop(&self, shop: &ShopDomain)
-    -> impl Future<Output = Result<ShopRecord, StoreError>> + Send;
+    fn shop(
+        &self,
+        shop: &ShopDomain,
+    ) -> impl Future<Output = Result<ShopRecord, StoreError>> + Send;
 
     /// Records whether the shop's merchant must re-authorize AliExpress. Idempotent.
     fn set_aliexpress_reauth(
@@ -326,7 +328,11 @@ impl SyncStore for Store {
         self.get_shop(shop).await
     }
 
-    async fn set_aliexpress_reauth(&self, shop: &ShopDomain, needed: bool) -> Result<(), StoreError> {
+    async fn set_aliexpress_reauth(
+        &self,
+        shop: &ShopDomain,
+        needed: bool,
+    ) -> Result<(), StoreError> {
         Store::set_aliexpress_reauth(self, shop, needed).await
     }
 
@@ -346,9 +352,7 @@ impl SyncStore for Store {
         limit: i32,
     ) -> Result<Page<(ShopDomain, u64)>, StoreError> {
         match shop {
-            Some(shop) => {
-                Store::open_orders_page_for_shop(self, shard, shop, cursor, limit).await
-            }
+            Some(shop) => Store::open_orders_page_for_shop(self, shard, shop, cursor, limit).await,
             None => Store::open_orders_page(self, shard, cursor, limit).await,
         }
     }

@@ -20,13 +20,13 @@ use decide::{made_due, wants_tracking};
 use report::{Counters, bump, log_progress};
 
 use crate::now_ms;
+use crate::ports::SyncStore;
 use crate::queue::{PushMessage, TrackingQueue};
 use dropsync_aliexpress::{AeError, AliExpressApi};
 use dropsync_domain::ops::{
     AeObservation, SyncChanges, apply_ae_observation, claim_stale_pushes, retry_pushes,
 };
 use dropsync_domain::{ShopDomain, SupplierStatus};
-use crate::ports::SyncStore;
 use dropsync_store::{Page, ShopRecord, Store, StoreError, StoredOrder};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

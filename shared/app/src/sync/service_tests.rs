@@ -3,9 +3,7 @@
 use super::*;
 use crate::memory::{AeCall, FakeAliExpress, MemoryQueue, MemoryStore};
 use dropsync_aliexpress::AeTrackingLine;
-use dropsync_domain::{
-    FinancialStatus, LineItem, Order, PushState, ShopifyFacts, SupplierOrder,
-};
+use dropsync_domain::{FinancialStatus, LineItem, Order, PushState, ShopifyFacts, SupplierOrder};
 use dropsync_store::AeTokenRecord;
 
 const ORDER: u64 = 7001;
@@ -76,7 +74,11 @@ fn world() -> World {
 
 /// AliExpress ships `ae` in one parcel numbered `TN`.
 fn ship(ae: &FakeAliExpress, ae_order_id: u64) {
-    ae.set_order(ae_order_id, "WAIT_BUYER_ACCEPT_GOODS", Some("SELLER_SEND_GOODS"));
+    ae.set_order(
+        ae_order_id,
+        "WAIT_BUYER_ACCEPT_GOODS",
+        Some("SELLER_SEND_GOODS"),
+    );
     ae.set_tracking(
         ae_order_id,
         vec![AeTrackingLine {
@@ -166,7 +168,10 @@ async fn a_push_whose_message_was_lost_is_sent_again_only_after_the_grace() {
     });
     w.svc.sync_order(&shop(), ORDER).await.unwrap();
     w.svc.sync_order(&shop(), ORDER).await.unwrap();
-    assert_eq!(w.queue.sent(), vec![PushMessage::new(&shop(), ORDER, AE, TN)]);
+    assert_eq!(
+        w.queue.sent(),
+        vec![PushMessage::new(&shop(), ORDER, AE, TN)]
+    );
 }
 
 #[tokio::test]
@@ -190,7 +195,10 @@ async fn the_poll_syncs_every_open_order_across_pages_and_skips_inactive_shops()
     assert_eq!(report.skipped_inactive, 1);
     assert_eq!(report.errors, 0);
     assert_eq!(report.continue_from, None);
-    assert_eq!(w.ae.calls(AeCall::OrderGet), usize::try_from(more + 1).unwrap());
+    assert_eq!(
+        w.ae.calls(AeCall::OrderGet),
+        usize::try_from(more + 1).unwrap()
+    );
     assert_eq!(w.queue.sent().len(), usize::try_from(more + 1).unwrap());
     for i in 0..=more {
         assert_eq!(w.package_push(ORDER + i, AE + i), Some(PushState::Pending));
@@ -201,8 +209,7 @@ async fn the_poll_syncs_every_open_order_across_pages_and_skips_inactive_shops()
 async fn a_transient_aliexpress_error_is_tried_again_at_the_end_of_the_run() {
     let w = world();
     ship(&w.ae, AE);
-    w.ae
-        .fail_next(AeCall::OrderGet, AeError::Retryable("ISP timeout".into()));
+    w.ae.fail_next(AeCall::OrderGet, AeError::Retryable("ISP timeout".into()));
 
     let report = w.svc.poll(None, far()).await.unwrap();
 
