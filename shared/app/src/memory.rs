@@ -27,15 +27,39 @@ use dropsync_shopify::admin::{
 use dropsync_shopify::oauth::{Refusal, TokenError, TokenGrant};
 use dropsync_store::{
     AeTokenRecord, ConnectionStore, LeasedPackage, MemoryConnections, Page, ShopRecord,
-    ShopifyApplied, StoreError, StoredOrder, WriteKind,
+    ShopifyApplied, StoreError, StoredOrder, WriteKind, decide_and_write,
 };
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-/// How many times a read-modify-write re-decides before giving up, as the table's store does.
-const MAX_ATTEMPTS: u32 = 64;
+/// Shopify facts of a paid order, with `lines` (line item id, quantity) and nothing fulfilled:
+/// the usual starting point of a service test.
+pub fn paid_facts(lines: &[(u64, u32)]) -> ShopifyFacts {
+    ShopifyFacts {
+        name: "#1001".into(),
+        created_at_ms: 0,
+        updated_at_ms: 1,
+        financial_status: dropsync_domain::FinancialStatus::parse("paid"),
+        cancelled: false,
+        test: false,
+        fulfillment_status: None,
+        line_items: lines
+            .iter()
+            .map(|&(id, quantity)| dropsync_domain::LineItem {
+                id,
+                quantity,
+                sku: None,
+                product_id: None,
+                variant_id: None,
+                title: None,
+                fulfilled_quantity: 0,
+            })
+            .collect(),
+        fulfillment_tracking: Vec::new(),
+    }
+}
 
 type OrderKey = (ShopDomain, u64);
 /// A token provider per credentials document (by address) and Shopify endpoint, as in
@@ -208,33 +232,18 @@ impl MemoryStore {
         Ok(written)
     }
 
-    fn update_from<F>(
+    async fn update_from<F>(
         &self,
         current: Option<StoredOrder>,
-        mut decide: F,
+        decide: F,
     ) -> Result<Option<StoredOrder>, StoreError>
     where
         F: FnMut(&mut Order) -> bool,
     {
-        let mut current = current;
-        for _ in 0..MAX_ATTEMPTS {
-            let Some(stored) = current else {
-                return Ok(None);
-            };
-            let mut next = stored.order.clone();
-            if !decide(&mut next) {
-                return Ok(Some(stored));
-            }
-            let kind = WriteKind::of_change(&stored.order, &next);
-            match self.with(|t| Self::put(t, &next, Some(stored.version), kind)) {
-                Ok(written) => return Ok(Some(written)),
-                Err(StoreError::Conflict(now)) => current = *now,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StoreError::Unavailable(
-            "too much contention on one order".to_owned(),
-        ))
+        decide_and_write(current, decide, |next, version, kind, _| {
+            std::future::ready(self.with(|t| Self::put(t, &next, Some(version), kind)))
+        })
+        .await
     }
 }
 
@@ -276,7 +285,7 @@ impl Orders for MemoryStore {
     where
         F: FnMut(&mut Order) -> bool + Send,
     {
-        self.update_from(self.stored_order(shop, id), decide)
+        self.update_from(self.stored_order(shop, id), decide).await
     }
 
     async fn update_order_from<F>(
@@ -289,7 +298,7 @@ impl Orders for MemoryStore {
     where
         F: FnMut(&mut Order) -> bool + Send,
     {
-        self.update_from(current, decide)
+        self.update_from(current, decide).await
     }
 }
 
@@ -390,13 +399,15 @@ impl WebhookStore for MemoryStore {
             return Ok(ShopifyApplied::Stale);
         }
         let mut applied = false;
-        let out = self.update_from(Some(*cur), |order| {
-            applied = order.merge_shopify_facts(facts.clone());
-            if applied {
-                order.recompute_status(cause, now_ms);
-            }
-            applied
-        })?;
+        let out = self
+            .update_from(Some(*cur), |order| {
+                applied = order.merge_shopify_facts(facts.clone());
+                if applied {
+                    order.recompute_status(cause, now_ms);
+                }
+                applied
+            })
+            .await?;
         Ok(match out {
             Some(stored) if applied => ShopifyApplied::Updated(stored.order.status),
             _ => ShopifyApplied::Stale,
@@ -740,6 +751,16 @@ impl FakeShopify {
         })
     }
 
+    /// [`FakeShopify::begin`] for a call that changes nothing: a scripted answer is its error
+    /// (user errors, which only mutations have, stand for a permanent failure).
+    async fn begin_read(&self, call: AdminCall) -> Result<(), AdminError> {
+        match self.begin(call).await {
+            Some(Scripted::Fail(e) | Scripted::LostAnswer(e)) => Err(e),
+            Some(Scripted::UserErrors(errs)) => Err(AdminError::Permanent(errs.join("; "))),
+            None => Ok(()),
+        }
+    }
+
     fn apply_create(
         t: &mut ShopifyTables,
         shop: &ShopDomain,
@@ -817,11 +838,7 @@ impl ShopifyAdmin for FakeShopify {
         _token: &str,
         order_id: u64,
     ) -> Result<Option<FulfillmentState>, AdminError> {
-        match self.begin(AdminCall::FulfillmentState).await {
-            Some(Scripted::Fail(e) | Scripted::LostAnswer(e)) => return Err(e),
-            Some(Scripted::UserErrors(errs)) => return Err(AdminError::Permanent(errs.join("; "))),
-            None => {}
-        }
+        self.begin_read(AdminCall::FulfillmentState).await?;
         Ok(self.with(|t| {
             t.orders
                 .get(&(shop.clone(), order_id))
@@ -893,11 +910,7 @@ impl ShopifyAdmin for FakeShopify {
         _token: &str,
         order_id: u64,
     ) -> Result<Option<(u64, ShopifyFacts)>, AdminError> {
-        match self.begin(AdminCall::FetchOrder).await {
-            Some(Scripted::Fail(e) | Scripted::LostAnswer(e)) => return Err(e),
-            Some(Scripted::UserErrors(errs)) => return Err(AdminError::Permanent(errs.join("; "))),
-            None => {}
-        }
+        self.begin_read(AdminCall::FetchOrder).await?;
         Ok(self.with(|t| {
             t.orders
                 .get(&(shop.clone(), order_id))
@@ -907,11 +920,7 @@ impl ShopifyAdmin for FakeShopify {
     }
 
     async fn token_refused(&self, _shop: &ShopDomain, token: &str) -> Result<bool, AdminError> {
-        match self.begin(AdminCall::TokenRefused).await {
-            Some(Scripted::Fail(e) | Scripted::LostAnswer(e)) => return Err(e),
-            Some(Scripted::UserErrors(errs)) => return Err(AdminError::Permanent(errs.join("; "))),
-            None => {}
-        }
+        self.begin_read(AdminCall::TokenRefused).await?;
         Ok(self.with(|t| t.refused_tokens.contains(token)))
     }
 
@@ -922,11 +931,7 @@ impl ShopifyAdmin for FakeShopify {
         since_ms: i64,
         _after: Option<&str>,
     ) -> Result<OrderStampPage, AdminError> {
-        match self.begin(AdminCall::OrdersUpdatedSince).await {
-            Some(Scripted::Fail(e) | Scripted::LostAnswer(e)) => return Err(e),
-            Some(Scripted::UserErrors(errs)) => return Err(AdminError::Permanent(errs.join("; "))),
-            None => {}
-        }
+        self.begin_read(AdminCall::OrdersUpdatedSince).await?;
         let mut orders: Vec<OrderStamp> = self.with(|t| {
             t.orders
                 .iter()
@@ -1086,25 +1091,14 @@ impl TrackingQueue for MemoryQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dropsync_domain::{FinancialStatus, OrderStatus};
+    use dropsync_domain::OrderStatus;
 
     fn shop() -> ShopDomain {
         ShopDomain::parse("memory.myshopify.com").unwrap()
     }
 
     fn paid_order() -> Order {
-        let facts = ShopifyFacts {
-            name: "#1".into(),
-            created_at_ms: 0,
-            updated_at_ms: 1,
-            financial_status: FinancialStatus::parse("paid"),
-            cancelled: false,
-            test: false,
-            fulfillment_status: None,
-            line_items: Vec::new(),
-            fulfillment_tracking: Vec::new(),
-        };
-        Order::from_shopify(shop(), 1, facts, "test", 0)
+        Order::from_shopify(shop(), 1, paid_facts(&[]), "test", 0)
     }
 
     #[tokio::test]
@@ -1138,7 +1132,7 @@ mod tests {
         .await
         .unwrap()
         .unwrap();
-        assert_eq!(seen, vec!["#1".to_owned(), "#1 renamed".to_owned()]);
+        assert_eq!(seen, vec!["#1001".to_owned(), "#1 renamed".to_owned()]);
         assert_eq!(written.version, 3);
         assert_eq!(written.order.shopify.name, "#1 renamed");
     }

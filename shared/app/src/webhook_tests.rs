@@ -107,6 +107,19 @@ fn status(store: &MemoryStore) -> OrderStatus {
     store.stored_order(&shop(), ORDER).unwrap().order.status
 }
 
+/// The order arrives paid, and dropsync places it on AliExpress (awaiting payment there).
+async fn paid_and_placed(svc: &WebhookService<FakeShopify, MemoryStore>, store: &MemoryStore) {
+    deliver(svc, "orders/paid", &order_body(5, "paid"))
+        .await
+        .unwrap();
+    store.change_order(&shop(), ORDER, |o| {
+        let line = o.shopify.line_items[0].id;
+        o.supplier_orders
+            .push(SupplierOrder::new(9001, vec![line], Vec::new()));
+        o.status = o.derive_status();
+    });
+}
+
 #[tokio::test]
 async fn an_unpaid_order_lands_in_pending_and_a_paid_one_in_awaiting_order() {
     let (svc, store, _) = service();
@@ -184,15 +197,7 @@ async fn a_delivery_with_a_bad_signature_is_refused_and_writes_nothing() {
 #[tokio::test]
 async fn a_newer_order_event_keeps_the_supplier_orders_dropsync_added() {
     let (svc, store, _) = service();
-    deliver(&svc, "orders/paid", &order_body(5, "paid"))
-        .await
-        .unwrap();
-    store.change_order(&shop(), ORDER, |o| {
-        let line = o.shopify.line_items[0].id;
-        o.supplier_orders
-            .push(SupplierOrder::new(9001, vec![line], Vec::new()));
-        o.status = o.derive_status();
-    });
+    paid_and_placed(&svc, &store).await;
     let placed = status(&store);
     assert_eq!(placed, OrderStatus::AwaitingPayment);
 
@@ -212,15 +217,7 @@ async fn a_newer_order_event_keeps_the_supplier_orders_dropsync_added() {
 #[tokio::test]
 async fn a_cancelled_order_with_a_supplier_order_moves_to_canceled_by_the_domains_rules() {
     let (svc, store, _) = service();
-    deliver(&svc, "orders/paid", &order_body(5, "paid"))
-        .await
-        .unwrap();
-    store.change_order(&shop(), ORDER, |o| {
-        let line = o.shopify.line_items[0].id;
-        o.supplier_orders
-            .push(SupplierOrder::new(9001, vec![line], Vec::new()));
-        o.status = o.derive_status();
-    });
+    paid_and_placed(&svc, &store).await;
     let mut cancelled: Value = serde_json::from_slice(&order_body(9, "voided")).unwrap();
     cancelled["cancelled_at"] = json!("2026-11-02T10:00:09-05:00");
     let body = cancelled.to_string().into_bytes();

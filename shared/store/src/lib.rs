@@ -105,6 +105,42 @@ pub struct Page<T> {
 /// How many times a read-modify-write re-decides after losing a race before giving up.
 const MAX_ATTEMPTS: u32 = 64;
 
+/// The loop of a read-modify-write, whatever holds the order: lets `decide` change `current`
+/// (returning whether it changed anything) and hands the result to `write` with the version it
+/// was decided on and the kind of change. A [`StoreError::Conflict`] from `write` carries what is
+/// stored now (`None`: the order is gone), and `decide` runs again on that, a bounded number of
+/// times. Returns the order as written, or as given when `decide` changed nothing.
+pub async fn decide_and_write<F, W, Fut>(
+    current: Option<StoredOrder>,
+    mut decide: F,
+    mut write: W,
+) -> Result<Option<StoredOrder>, StoreError>
+where
+    F: FnMut(&mut Order) -> bool,
+    W: FnMut(Order, u64, WriteKind, u32) -> Fut,
+    Fut: std::future::Future<Output = Result<StoredOrder, StoreError>>,
+{
+    let mut current = current;
+    for attempt in 0..MAX_ATTEMPTS {
+        let Some(stored) = current else {
+            return Ok(None);
+        };
+        let mut next = stored.order.clone();
+        if !decide(&mut next) {
+            return Ok(Some(stored));
+        }
+        let kind = WriteKind::of_change(&stored.order, &next);
+        match write(next, stored.version, kind, attempt).await {
+            Ok(written) => return Ok(Some(written)),
+            Err(StoreError::Conflict(now)) => current = *now,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Unavailable(
+        "too much contention on one order".to_owned(),
+    ))
+}
+
 /// The DynamoDB store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -440,25 +476,15 @@ impl Store {
         shop: &ShopDomain,
         id: u64,
         current: Option<StoredOrder>,
-        mut decide: F,
+        decide: F,
     ) -> Result<Option<StoredOrder>, StoreError>
     where
         F: FnMut(&mut Order) -> bool,
     {
-        let mut current = current;
-        for attempt in 0..MAX_ATTEMPTS {
-            let Some(stored) = current else {
-                return Ok(None);
-            };
-            let mut next = stored.order.clone();
-            if !decide(&mut next) {
-                return Ok(Some(stored));
-            }
-            let kind = WriteKind::of_change(&stored.order, &next);
-            match self.put_order(&next, Some(stored.version), kind).await {
-                Ok(written) => return Ok(Some(written)),
+        decide_and_write(current, decide, |next, version, kind, attempt| async move {
+            match self.put_order(&next, Some(version), kind).await {
                 Err(StoreError::Conflict(now)) => {
-                    current = match *now {
+                    let now = match *now {
                         Some(now) => Some(now),
                         None => self.get_order(shop, id).await?,
                     };
@@ -467,13 +493,12 @@ impl Store {
                         let ms = fastrand::u64(1..=(u64::from(attempt).min(20) * 5));
                         tokio::time::sleep(Duration::from_millis(ms)).await;
                     }
+                    Err(StoreError::Conflict(Box::new(now)))
                 }
-                Err(e) => return Err(e),
+                written => written,
             }
-        }
-        Err(StoreError::Unavailable(
-            "too much contention on one order".to_owned(),
-        ))
+        })
+        .await
     }
 
     /// Records an order whose event arrived without a body (an oversized EventBridge event):

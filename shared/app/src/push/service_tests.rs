@@ -2,11 +2,9 @@
 
 use super::test_support::package;
 use super::*;
-use crate::memory::{AdminCall, FakeShopify, MemoryStore, Scripted};
+use crate::memory::{AdminCall, FakeShopify, MemoryStore, Scripted, paid_facts};
 use crate::ports::PushStore as _;
-use dropsync_domain::{
-    FinancialStatus, LineItem, Order, ShopifyFacts, SupplierOrder, SupplierStatus,
-};
+use dropsync_domain::{Order, SupplierOrder, SupplierStatus};
 use dropsync_shopify::admin::FulfillmentState;
 use dropsync_store::ShopRecord;
 
@@ -29,25 +27,7 @@ fn credentials() -> Arc<Credentials> {
 
 /// A paid order of two of one line, shipped by AliExpress in one package whose push is due.
 fn shipped_order() -> Order {
-    let facts = ShopifyFacts {
-        name: "#1001".into(),
-        created_at_ms: 0,
-        updated_at_ms: 1,
-        financial_status: FinancialStatus::parse("paid"),
-        cancelled: false,
-        test: false,
-        fulfillment_status: None,
-        line_items: vec![LineItem {
-            id: LINE,
-            quantity: 2,
-            sku: None,
-            product_id: None,
-            variant_id: None,
-            title: None,
-            fulfilled_quantity: 0,
-        }],
-        fulfillment_tracking: Vec::new(),
-    };
+    let facts = paid_facts(&[(LINE, 2)]);
     let mut order = Order::from_shopify(shop(), ORDER, facts, "orders/create", 0);
     let mut so = SupplierOrder::new(AE, vec![LINE], Vec::new());
     so.status = SupplierStatus::Shipped;

@@ -1,9 +1,9 @@
 //! The sync against the in-memory store, AliExpress and queue: what a poll records and sends.
 
 use super::*;
-use crate::memory::{AeCall, FakeAliExpress, MemoryQueue, MemoryStore};
+use crate::memory::{AeCall, FakeAliExpress, MemoryQueue, MemoryStore, paid_facts};
 use dropsync_aliexpress::AeTrackingLine;
-use dropsync_domain::{FinancialStatus, LineItem, Order, PushState, ShopifyFacts, SupplierOrder};
+use dropsync_domain::{Order, PushState, SupplierOrder};
 use dropsync_store::AeTokenRecord;
 
 const ORDER: u64 = 7001;
@@ -18,25 +18,7 @@ fn shop() -> ShopDomain {
 
 /// A paid order of two of one line, bought on AliExpress as `ae` and awaiting shipment.
 fn placed_order(shop: &ShopDomain, id: u64, ae: u64) -> Order {
-    let facts = ShopifyFacts {
-        name: format!("#{id}"),
-        created_at_ms: 0,
-        updated_at_ms: 1,
-        financial_status: FinancialStatus::parse("paid"),
-        cancelled: false,
-        test: false,
-        fulfillment_status: None,
-        line_items: vec![LineItem {
-            id: LINE,
-            quantity: 2,
-            sku: None,
-            product_id: None,
-            variant_id: None,
-            title: None,
-            fulfilled_quantity: 0,
-        }],
-        fulfillment_tracking: Vec::new(),
-    };
+    let facts = paid_facts(&[(LINE, 2)]);
     let mut order = Order::from_shopify(shop.clone(), id, facts, "orders/paid", 0);
     let mut so = SupplierOrder::new(ae, vec![LINE], Vec::new());
     so.status = SupplierStatus::AwaitingShipment;
