@@ -1078,7 +1078,7 @@ impl MemoryQueue {
 impl TrackingQueue for MemoryQueue {
     async fn send(&self, messages: &[PushMessage]) -> Result<(), QueueError> {
         if self.failing.load(Ordering::SeqCst) {
-            return Err(QueueError("injected outage".into()));
+            return Err(QueueError::Partial(messages.len()));
         }
         self.sent
             .lock()
