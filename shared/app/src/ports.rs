@@ -1,6 +1,6 @@
 //! The store as each service uses it: one narrow trait per use, so a service names only the
 //! operations it calls and can be tested against an in-memory implementation
-//! ([`crate::memory`], behind the `testing` feature) without DynamoDB.
+//! (`memory`, built for tests and with the `testing` feature) without DynamoDB.
 //!
 //! [`Store`] implements every port by delegation; the services default their store type to it,
 //! so the functions and the local stack build them exactly as before.

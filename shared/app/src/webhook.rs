@@ -87,7 +87,7 @@ pub enum Outcome {
 }
 
 /// The webhook's dependencies, built once at cold start. The store is any [`WebhookStore`]:
-/// DynamoDB in the functions, [`crate::memory::MemoryStore`] in tests.
+/// DynamoDB in the functions, `memory::MemoryStore` in tests.
 #[derive(Debug, Clone)]
 pub struct WebhookService<A, S = Store> {
     pub store: S,

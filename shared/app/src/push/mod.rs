@@ -77,7 +77,7 @@ impl From<StoreError> for PushError {
 pub const PUSH_LEASE: Duration = Duration::from_secs(120);
 
 /// The pusher's dependencies, built once. The store is any [`PushStore`]: DynamoDB in the
-/// functions, [`crate::memory::MemoryStore`] in tests.
+/// functions, `memory::MemoryStore` in tests.
 #[derive(Debug)]
 pub struct PushService<A, S = Store> {
     pub store: S,

@@ -96,7 +96,7 @@ impl SyncError {
 }
 
 /// The sync's dependencies, built once. The store is any [`SyncStore`]: DynamoDB in the
-/// functions, [`crate::memory::MemoryStore`] in tests.
+/// functions, `memory::MemoryStore` in tests.
 #[derive(Debug)]
 pub struct SyncService<A, Q, S = Store> {
     pub store: S,
