@@ -3,7 +3,7 @@
 //! (`memory`, built for tests and with the `testing` feature) without DynamoDB.
 //!
 //! [`Store`] implements every port by delegation; the services default their store type to it,
-//! so the functions and the local stack build them exactly as before.
+//! so `wiring` builds them for the functions and the local stack without naming it.
 
 use crate::credentials::Credentials;
 use crate::tokens::{ProviderError, TokenEndpoint, TokenProvider};
