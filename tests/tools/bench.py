@@ -11,7 +11,9 @@ unit: what is deployed) and the benchmark harness in `bench-harness` (release wi
 to build), starts the emulator and the sandboxes (tests/tools/services.py), runs the cold-start
 measurement (tests/tools/coldstart.py) and each binary, runs the webhook criterion benchmark, and
 writes the report. bench/NOTES.md holds the analysis written after a run: its `## <bench>` sections
-are placed under that benchmark's table, the other sections at the end.
+are placed under that benchmark's table, the other sections at the end. Every other `## ` section
+of BENCHMARKS.md (figures measured by hand or by a partial run) is kept word for word where it is;
+each section the run writes replaces the one of the same name where it stands.
 
 Sizes (the issue's by default): COLDSTART_RUNS (30), LOAD_WEBHOOKS (2000), ORDERS (1000),
 LATENCY_ORDERS (200), POLL_ORDERS (5000), PUSH_PACKAGES (2000), RECONCILE_ORDERS (1000),
@@ -465,18 +467,26 @@ def figure(m):
     return f"{fmt(m['value'], m['unit'])}{unit}"
 
 
-def notes_sections():
-    path = os.path.join(ROOT, "bench", "NOTES.md")
-    if not os.path.exists(path):
-        return "", {}
-    with open(path) as f:
-        text = f.read()
+def parse_notes(text):
+    """(head, {title: body}) of bench/NOTES.md's text."""
     parts = re.split(r"(?m)^## ", text)
     head, sections = parts[0], {}
     for p in parts[1:]:
         title, _, body = p.partition("\n")
         sections[title.strip()] = body.strip("\n")
     return head, sections
+
+
+def read_text(path):
+    """A file's text, or "" when there is none."""
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        return f.read()
+
+
+def notes_sections():
+    return parse_notes(read_text(os.path.join(ROOT, "bench", "NOTES.md")))
 
 
 def environment():
@@ -539,26 +549,82 @@ def section(r, notes):
     return lines
 
 
-def splice_section(r):
-    """Replaces (or adds, after the last benchmark section) one `## <bench>` section of
-    BENCHMARKS.md, leaving the rest of the report as the last full run wrote it."""
-    _, notes = notes_sections()
-    new = "\n".join(section(r, notes)).rstrip() + "\n\n"
-    path = os.path.join(ROOT, "BENCHMARKS.md")
-    with open(path) as f:
-        text = f.read()
-    heads = [(m.start(), m.group(1).strip()) for m in re.finditer(r"(?m)^## (.+)$", text)]
-    mine = next((i for i, (_, title) in enumerate(heads) if title.split(" (")[0] == r["bench"]), None)
+def split_sections(text):
+    """(what precedes the first `## ` heading, [(title, block)]): each block is its `## ` line and
+    everything up to the next one, verbatim."""
+    heads = list(re.finditer(r"(?m)^## (.+)$", text))
+    if not heads:
+        return text, []
+    blocks = []
+    for i, m in enumerate(heads):
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
+        blocks.append((m.group(1).strip(), text[m.start():end]))
+    return text[:heads[0].start()], blocks
+
+
+def base_title(title):
+    """A section's name without its parenthesised remark: `reconcile (measured …)` is `reconcile`."""
+    return title.split(" (")[0].strip()
+
+
+def join_blocks(preamble, blocks):
+    parts = [preamble.rstrip("\n") + "\n\n"] if preamble.strip() else []
+    parts += [b.rstrip("\n") + "\n\n" for b in blocks]
+    return "".join(parts).rstrip() + "\n"
+
+
+def keep_unowned_sections(new_text, old_text):
+    """`new_text`'s sections laid into `old_text`: each replaces the old section of the same name
+    where it stands, every other old section (hand-measured figures, partial re-runs) is kept
+    verbatim where it is, and a section `old_text` lacks goes after the one it follows in
+    `new_text` (first when it follows none). The preamble is `new_text`'s."""
+    preamble, new = split_sections(new_text)
+    _, old = split_sections(old_text)
+    fresh = {}
+    for title, block in new:
+        fresh.setdefault(base_title(title), block)
+    out, placed = [], set()  # (base title or None when kept, block)
+    for title, block in old:
+        b = base_title(title)
+        if b not in fresh:
+            out.append((None, block))
+        elif b not in placed:
+            out.append((b, fresh[b]))
+            placed.add(b)
+    prev = None
+    for title, block in new:
+        b = base_title(title)
+        if b not in placed:
+            at = next((i + 1 for i, (t, _) in enumerate(out) if t == prev), 0) if prev else 0
+            out.insert(at, (b, block))
+            placed.add(b)
+        prev = b
+    return join_blocks(preamble, [block for _, block in out])
+
+
+def splice(text, bench, new_block):
+    """`text` with its `## <bench>` section replaced by `new_block` (or `new_block` added after the
+    last benchmark section), every other section left as it was."""
+    preamble, blocks = split_sections(text)
+    mine = next((i for i, (title, _) in enumerate(blocks) if base_title(title) == bench), None)
     if mine is not None:
-        start = heads[mine][0]
-        end = heads[mine + 1][0] if mine + 1 < len(heads) else len(text)
+        blocks[mine] = (bench, new_block)
     else:
         # After the last section of a benchmark the full run orders (the notes' sections follow).
-        after = [i for i, (_, title) in enumerate(heads) if title in ORDER]
-        start = end = heads[after[-1] + 1][0] if after and after[-1] + 1 < len(heads) else len(text)
-    text = text[:start] + new + text[end:]
+        after = [i for i, (title, _) in enumerate(blocks) if base_title(title) in ORDER]
+        at = after[-1] + 1 if after else len(blocks)
+        blocks.insert(at, (bench, new_block))
+    return join_blocks(preamble, [b for _, b in blocks])
+
+
+def splice_section(r):
+    """Replaces (or adds) one `## <bench>` section of BENCHMARKS.md, leaving the rest of the report
+    as the last full run (and whoever measured by hand since) wrote it."""
+    _, notes = notes_sections()
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    text = splice(read_text(path), r["bench"], "\n".join(section(r, notes)))
     with open(path, "w") as f:
-        f.write(text.rstrip() + "\n")
+        f.write(text)
 
 
 # The harness benchmarks `--only` can run, with their command line (after the binary).
@@ -600,13 +666,15 @@ def run_only(name, sizes):
     log(f"{name} done in {time.time() - t0:.0f} s; its section of BENCHMARKS.md rewritten")
 
 
-def write(doc):
+def render(doc, notes_text):
+    """The report bench.py owns, from a results document and bench/NOTES.md's text."""
     results = sorted(doc["results"], key=lambda r: ORDER.index(r["bench"]) if r["bench"] in ORDER else 99)
-    head, notes = notes_sections()
+    head, notes = parse_notes(notes_text)
     env, load, t = doc["environment"], doc["load"], doc["timing"]
     lines = ["# Benchmarks", "",
-             "Written by `make bench` (tests/tools/bench.py) — do not edit by hand; the analysis comes from "
-             "`bench/NOTES.md`. Machine-readable: `target/bench/results.json`.", "",
+             "Written by `make bench` (tests/tools/bench.py): the benchmarks' sections are rewritten from each run, "
+             "with the analysis from `bench/NOTES.md`; any other `## ` section (figures measured by hand or "
+             "by a partial run) is kept as it is, where it is. Machine-readable: `target/bench/results.json`.", "",
              "## Environment", "",
              "| | |", "|---|---|",
              f"| run | {env['date']}, commit `{env['commit']}`{' (with uncommitted changes)' if env['dirty'] else ''} |",
@@ -635,8 +703,15 @@ def write(doc):
         lines += section(r, notes)
     for title, body in notes.items():
         lines += [f"## {title}", "", body, ""]
-    text = "\n".join(lines).rstrip() + "\n"
-    with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write(doc):
+    """Rewrites BENCHMARKS.md: the sections this run owns, and every other section of the file as
+    it was."""
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    text = keep_unowned_sections(render(doc, read_text(os.path.join(ROOT, "bench", "NOTES.md"))), read_text(path))
+    with open(path, "w") as f:
         f.write(text)
     return text
 
