@@ -6,9 +6,7 @@
 
 use dropsync_aliexpress::IopClient;
 use dropsync_api::Api;
-use dropsync_app::push::PushService;
 use dropsync_app::queue::SqsQueue;
-use dropsync_app::sync::SyncService;
 use dropsync_app::webhook::WebhookService;
 use dropsync_app::{Config, Credentials, init_logging, wiring};
 use dropsync_local::{consumer, infra, schedule, server};
@@ -23,7 +21,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 struct Local {
     webhook: WebhookService<AdminClient>,
-    place_queue: Option<dropsync_app::auto_place::SqsPlaceQueue>,
+    place_queue: Option<dropsync_app::queue::SqsPlaceQueue>,
     api: Api<IopClient, SqsQueue>,
 }
 
@@ -67,7 +65,7 @@ async fn main() -> Result<(), Error> {
         .ok_or("template has no TrackingQueue")?;
     config.tracking_queue_url = Some(tracking_url.clone());
     config.continuation_queue_url = urls.get("PollerContinuationQueue").cloned();
-    let place_url = urls.get("PlaceQueue").cloned();
+    config.place_queue_url = urls.get("PlaceQueue").cloned();
 
     // `make local` serves on 127.0.0.1:${PORT}: that is where OAuth redirects come back to.
     if config.public_url.is_none() {
@@ -75,56 +73,21 @@ async fn main() -> Result<(), Error> {
         config.public_url = Some(format!("http://127.0.0.1:{}", port.trim()));
     }
     let credentials = Arc::new(Credentials::load(&config.credentials).await?);
-    let store = wiring::store(&aws, &config);
-    let admin = Arc::new(wiring::admin_client(&config)?);
-    let queue = Arc::new(wiring::tracking_queue(&aws, &tracking_url));
-    let ae = Arc::new(wiring::iop_client(&config, &credentials, &store)?);
-    let sync = Arc::new(SyncService {
-        store: store.clone(),
-        ae: ae.clone(),
-        queue: queue.clone(),
-        concurrency: config.poll_concurrency,
-    });
-    let place: Arc<dyn dropsync_app::place::Placer> = Arc::new(dropsync_app::place::PlaceService {
-        store: store.clone(),
-        ae,
-        shopify: admin.clone(),
-        credentials: credentials.clone(),
-    });
-    let reconcile = Arc::new(dropsync_app::reconcile::ReconcileService {
-        store: store.clone(),
-        credentials: credentials.clone(),
-        admin: admin.clone(),
-        lookback_ms: dropsync_app::reconcile::DEFAULT_LOOKBACK_MS,
-    });
-    let connect = wiring::connect_service(&config, &credentials, &store)?.map(|mut c| {
-        // A reconnect re-queues the shop's waiting pushes on the local tracking queue.
-        c.tracking_queue = Some((*queue).clone());
-        Arc::new(c)
-    });
+    // The same graph the functions build, over the local table and queues.
+    let graph = wiring::Graph::new(Arc::new(config), aws, credentials);
+    let config = graph.config.clone();
+    let api = Api::from_graph(&graph)?;
+    let sync = api.sync.clone().ok_or(wiring::WiringError::NoAliexpress)?;
+    let place = api.place.clone().ok_or(wiring::WiringError::NoAliexpress)?;
+    let reconcile = Arc::new(graph.reconcile()?);
+    let connect = api.connect.clone();
+    let store = graph.store.clone();
     let local = Arc::new(Local {
-        webhook: WebhookService {
-            store: store.clone(),
-            credentials: credentials.clone(),
-            admin: Some(admin.clone()),
-        },
-        place_queue: place_url
-            .clone()
-            .map(|u| dropsync_app::auto_place::SqsPlaceQueue::new(sqs.clone(), u)),
-        api: Api {
-            store: store.clone(),
-            credentials: credentials.clone(),
-            sync: Some(sync.clone()),
-            place: Some(place.clone()),
-            connect: connect.clone(),
-            reconcile: Some(reconcile.clone()),
-        },
+        webhook: graph.webhook()?,
+        place_queue: graph.place_queue(),
+        api,
     });
-    let pusher = Arc::new(PushService {
-        store: store.clone().caching_shops(wiring::SHOP_CACHE_TTL),
-        admin,
-        credentials,
-    });
+    let pusher = Arc::new(graph.push()?);
 
     let port: u16 = std::env::var("PORT")
         .ok()
@@ -144,7 +107,7 @@ async fn main() -> Result<(), Error> {
         pusher,
         max_receives,
     ));
-    if let Some(url) = place_url {
+    if let Some(url) = config.place_queue_url.clone() {
         tokio::spawn(consumer::placement(sqs.clone(), url, place, store.clone()));
     }
     if let Some(url) = config.continuation_queue_url.clone() {

@@ -16,6 +16,7 @@ use dropsync_app::place::Placer;
 use dropsync_app::queue::TrackingQueue;
 use dropsync_app::reconcile::{ReconcileError, ReconcileService};
 use dropsync_app::sync::{SyncError, SyncService};
+use dropsync_app::wiring::WiringError;
 use dropsync_app::{Credentials, now_ms};
 use dropsync_domain::ops::{LinkError, link_supplier_order};
 use dropsync_domain::{ItemLink, OrderStatus, ShopDomain, ShopSettings};
@@ -349,6 +350,26 @@ pub struct Api<A, Q> {
     pub connect: Option<Arc<dropsync_app::connect::ConnectService>>,
     /// `POST /shops/{shop}/reconcile` (absent: 503).
     pub reconcile: Option<Arc<ReconcileService<AdminClient>>>,
+}
+
+impl Api<dropsync_aliexpress::IopClient, dropsync_app::queue::SqsQueue> {
+    /// The API's services from the graph: manual sync and placing need AliExpress credentials,
+    /// connecting stores needs `PUBLIC_URL`; each is absent (its routes answer so) without them.
+    pub fn from_graph(g: &dropsync_app::wiring::Graph) -> Result<Self, WiringError> {
+        let (sync, place) = match g.aliexpress() {
+            Ok(_) => (Some(Arc::new(g.sync()?)), Some(g.placer()?)),
+            Err(WiringError::NoAliexpress) => (None, None),
+            Err(e) => return Err(e),
+        };
+        Ok(Self {
+            store: g.store.clone(),
+            credentials: g.credentials.clone(),
+            sync,
+            place,
+            connect: g.connect()?.map(Arc::new),
+            reconcile: Some(Arc::new(g.reconcile()?)),
+        })
+    }
 }
 
 /// The least time between the starts of two manual syncs of one shop.

@@ -1,54 +1,47 @@
-//! Wires the webhook function: configuration and clients once, then the HTTP loop. The services
-//! are built at cold start from a credentials file, or on the first invocation from the secret
-//! (see `wiring::Deferred`).
+//! Wires the webhook function: the configuration at cold start (a bad value fails it), the
+//! services from the graph on the first invocation, then the HTTP loop.
 
 use dropsync_app::auto_place::{SqsPlaceQueue, deliver_and_queue};
 use dropsync_app::webhook::WebhookService;
-use dropsync_app::{Config, Credentials, init_logging, wiring};
+use dropsync_app::{Config, init_logging, wiring};
+use dropsync_shopify::admin::AdminClient;
 use dropsync_shopify_webhook::{header_lookup, post_only, respond};
 use lambda_http::{Error, Request, service_fn};
-use std::sync::Arc;
+
+struct Services {
+    webhook: WebhookService<AdminClient>,
+    /// Automatic placement: orders due are only queued here (`PLACE_QUEUE_URL`, optional).
+    place_queue: Option<SqsPlaceQueue>,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_logging();
-    let config = Arc::new(Config::from_env(false)?);
-    let aws = wiring::aws().await;
-    let admin = Arc::new(wiring::admin_client(&config)?);
-    let deferred = {
-        let (config, aws) = (config.clone(), aws.clone());
-        wiring::Deferred::new(move || {
-            let (config, aws, admin) = (config.clone(), aws.clone(), admin.clone());
-            async move {
-                let credentials = Arc::new(Credentials::load(&config.credentials).await?);
-                Ok(WebhookService {
-                    store: wiring::store(&aws, &config),
-                    credentials,
-                    admin: Some(admin),
-                })
-            }
+    let services = wiring::Deferred::from_graph(Config::from_env(false)?, |g| {
+        Ok(Services {
+            webhook: g.webhook()?,
+            place_queue: g.place_queue(),
         })
-    };
-    deferred.eager_unless_secret(&config).await?;
-    // Automatic placement: orders due are only queued here (PLACE_QUEUE_URL, optional).
-    let place_queue = std::env::var("PLACE_QUEUE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .map(|url| Arc::new(SqsPlaceQueue::from_sdk(&aws, url)));
+    });
     lambda_http::run(service_fn(move |req: Request| {
-        let (deferred, place_queue) = (deferred.clone(), place_queue.clone());
+        let services = services.clone();
         async move {
-            Ok::<_, Error>(match deferred.get().await {
+            Ok::<_, Error>(match services.get().await {
                 // With a placement queue, due orders are queued after the delivery is applied.
                 // This call lives here, not in the crate's library, so that the EventBridge
                 // binary (which shares the library) cannot reach the queue send.
-                Ok(svc) => match (&place_queue, post_only(&req)) {
+                Ok(s) => match (&s.place_queue, post_only(&req)) {
                     (_, Some(refused)) => refused,
                     (Some(queue), None) => respond(
-                        deliver_and_queue(&svc, &**queue, header_lookup(&req), req.body().as_ref())
-                            .await,
+                        deliver_and_queue(
+                            &s.webhook,
+                            queue,
+                            header_lookup(&req),
+                            req.body().as_ref(),
+                        )
+                        .await,
                     ),
-                    (None, None) => dropsync_shopify_webhook::handle_request(&svc, req).await,
+                    (None, None) => dropsync_shopify_webhook::handle_request(&s.webhook, req).await,
                 },
                 Err(e) => dropsync_shopify_webhook::unavailable(&*e),
             })

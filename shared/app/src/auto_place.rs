@@ -8,65 +8,14 @@
 
 use crate::place::{PlaceError, Placer};
 use crate::push::BatchMessage;
+pub use crate::queue::{PlaceMessage, PlaceQueue, QueueError, SqsPlaceQueue};
 use crate::webhook::{Outcome, WebhookError, WebhookService};
 use dropsync_domain::placement::lines_to_place;
 use dropsync_domain::{OrderStatus, ShopDomain};
 use dropsync_shopify::admin::ShopifyAdmin;
 use dropsync_store::{ShopifyApplied, Store, StoreError};
-use serde::{Deserialize, Serialize};
-use std::future::Future;
+use serde::Deserialize;
 use tracing::{info, warn};
-
-/// One order to place automatically.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlaceMessage {
-    pub shop: String,
-    /// The Shopify order id, as a string (ids exceed 2^53).
-    pub order_id: String,
-}
-
-/// Where orders due for automatic placement are sent.
-pub trait PlaceQueue: Send + Sync {
-    fn send_placement(
-        &self,
-        message: &PlaceMessage,
-    ) -> impl Future<Output = Result<(), String>> + Send;
-}
-
-/// The placement queue on SQS.
-#[derive(Debug, Clone)]
-pub struct SqsPlaceQueue {
-    client: aws_sdk_sqs::Client,
-    url: String,
-}
-
-impl SqsPlaceQueue {
-    /// The queue at `url`, through the functions' shared AWS configuration.
-    pub fn from_sdk(aws: &aws_config::SdkConfig, url: impl Into<String>) -> Self {
-        Self::new(aws_sdk_sqs::Client::new(aws), url)
-    }
-
-    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
-        Self {
-            client,
-            url: url.into(),
-        }
-    }
-}
-
-impl PlaceQueue for SqsPlaceQueue {
-    async fn send_placement(&self, message: &PlaceMessage) -> Result<(), String> {
-        let body = serde_json::to_string(message).map_err(|e| e.to_string())?;
-        self.client
-            .send_message()
-            .queue_url(&self.url)
-            .message_body(body)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-}
 
 /// Whether the order is due for automatic placement: the shop has `auto_place` on, the order is
 /// in `awaiting_order` with nothing placed or being placed yet, and every line still to buy has
@@ -105,6 +54,15 @@ pub async fn is_due(store: &Store, shop: &ShopDomain, order_id: u64) -> Result<b
         .all(|v| mappings.get(v).is_some_and(|m| !m.rows.is_empty())))
 }
 
+/// Why an order due for automatic placement was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    #[error("reading whether the order is due failed")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
 /// Enqueues the order when it is due (see [`is_due`]); `Ok(true)` when a message was sent.
 /// Sending twice is harmless: the placer's claim makes the second delivery a no-op.
 pub async fn enqueue_if_due<Q: PlaceQueue>(
@@ -112,11 +70,8 @@ pub async fn enqueue_if_due<Q: PlaceQueue>(
     queue: &Q,
     shop: &ShopDomain,
     order_id: u64,
-) -> Result<bool, String> {
-    if !is_due(store, shop, order_id)
-        .await
-        .map_err(|e| e.to_string())?
-    {
+) -> Result<bool, EnqueueError> {
+    if !is_due(store, shop, order_id).await? {
         return Ok(false);
     }
     queue
@@ -153,7 +108,7 @@ pub async fn deliver_and_queue<'h, A: ShopifyAdmin, Q: PlaceQueue>(
         if let (Some(shop), Some(order_id)) = (shop, order_id)
             && let Err(e) = enqueue_if_due(&svc.store, queue, &shop, order_id).await
         {
-            warn!(shop = %shop, order_id, error = e.as_str(), "could not queue the order for automatic placement");
+            warn!(shop = %shop, order_id, error = %e, "could not queue the order for automatic placement");
         }
     }
     Ok(outcome)

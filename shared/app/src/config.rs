@@ -26,6 +26,9 @@ pub struct Config {
     pub table_name: String,
     pub tracking_queue_url: Option<String>,
     pub continuation_queue_url: Option<String>,
+    /// `PLACE_QUEUE_URL`: where the webhook function queues orders due for automatic placement
+    /// (absent: nothing is placed automatically).
+    pub place_queue_url: Option<String>,
     pub shopify_api_version: String,
     pub shopify_admin_url: Option<String>,
     pub aliexpress_api_url: String,
@@ -116,6 +119,7 @@ impl Config {
             table_name,
             tracking_queue_url,
             continuation_queue_url: var("CONTINUATION_QUEUE_URL"),
+            place_queue_url: var("PLACE_QUEUE_URL"),
             shopify_api_version,
             shopify_admin_url: var("SHOPIFY_ADMIN_URL")
                 .map(|v| url("SHOPIFY_ADMIN_URL", v))

@@ -1,6 +1,6 @@
 //! The queues: the tracking queue's message format (a public contract between the poller and the
-//! pusher) and the port that sends it; the poller's continuation port; their SQS adapters, used
-//! by the functions and by the local stack alike.
+//! pusher) and the port that sends it; the poller's continuation port; the placement queue's
+//! message and port; their SQS adapters, used by the functions and by the local stack alike.
 
 use crate::sync::PollCursor;
 use dropsync_domain::ShopDomain;
@@ -65,9 +65,22 @@ impl PushMessage {
     }
 }
 
+/// Why a send to a queue failed. Every variant is worth retrying: the message was not sent.
 #[derive(Debug, thiserror::Error)]
-#[error("queue send failed: {0}")]
-pub struct QueueError(pub String);
+pub enum QueueError {
+    #[error("the queue is not configured ({0} is not set)")]
+    NotConfigured(&'static str),
+    #[error("the queue refused the send")]
+    Send(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("{0} messages of the batch were not sent")]
+    Partial(usize),
+}
+
+impl QueueError {
+    fn send(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Send(Box::new(e))
+    }
+}
 
 /// Sends push messages.
 pub trait TrackingQueue: Send + Sync {
@@ -104,15 +117,12 @@ impl TrackingQueue for SqsQueue {
                     .id(i.to_string())
                     .message_body(m.to_body())
                     .build()
-                    .map_err(|e| QueueError(e.to_string()))?;
+                    .map_err(QueueError::send)?;
                 req = req.entries(entry);
             }
-            let out = req.send().await.map_err(|e| QueueError(format!("{e}")))?;
+            let out = req.send().await.map_err(QueueError::send)?;
             if !out.failed().is_empty() {
-                return Err(QueueError(format!(
-                    "{} messages not sent",
-                    out.failed().len()
-                )));
+                return Err(QueueError::Partial(out.failed().len()));
             }
         }
         Ok(())
@@ -147,8 +157,8 @@ impl Continuation for SqsContinuation {
         let url = self
             .url
             .as_deref()
-            .ok_or_else(|| QueueError("CONTINUATION_QUEUE_URL is not set".to_owned()))?;
-        let body = serde_json::to_string(cursor).map_err(|e| QueueError(e.to_string()))?;
+            .ok_or(QueueError::NotConfigured("CONTINUATION_QUEUE_URL"))?;
+        let body = serde_json::to_string(cursor).map_err(QueueError::send)?;
         self.client
             .send_message()
             .queue_url(url)
@@ -156,7 +166,54 @@ impl Continuation for SqsContinuation {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| QueueError(format!("{e}")))
+            .map_err(QueueError::send)
+    }
+}
+
+/// One order to place automatically: the placement queue's message, between the webhook
+/// function and the order placer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaceMessage {
+    pub shop: String,
+    /// The Shopify order id, as a string (ids exceed 2^53).
+    pub order_id: String,
+}
+
+/// Where orders due for automatic placement are sent.
+pub trait PlaceQueue: Send + Sync {
+    fn send_placement(
+        &self,
+        message: &PlaceMessage,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// The placement queue on SQS.
+#[derive(Debug, Clone)]
+pub struct SqsPlaceQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl SqsPlaceQueue {
+    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        Self {
+            client,
+            url: url.into(),
+        }
+    }
+}
+
+impl PlaceQueue for SqsPlaceQueue {
+    async fn send_placement(&self, message: &PlaceMessage) -> Result<(), QueueError> {
+        let body = serde_json::to_string(message).map_err(QueueError::send)?;
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(QueueError::send)
     }
 }
 

@@ -1,37 +1,19 @@
-//! Wires the EventBridge entry point of the webhook function (deliveries arrive through SQS).
+//! Wires the EventBridge entry point of the webhook function (deliveries arrive through SQS):
+//! the configuration at cold start, the services from the graph on the first invocation.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use dropsync_app::webhook::WebhookService;
-use dropsync_app::{Config, Credentials, init_logging, wiring};
+use dropsync_app::{Config, init_logging, wiring};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_logging();
-    let config = Arc::new(Config::from_env(false)?);
-    let aws = wiring::aws().await;
-    let admin = Arc::new(wiring::admin_client(&config)?);
-    let deferred = {
-        let (config, aws) = (config.clone(), aws.clone());
-        wiring::Deferred::new(move || {
-            let (config, aws, admin) = (config.clone(), aws.clone(), admin.clone());
-            async move {
-                let credentials = Arc::new(Credentials::load(&config.credentials).await?);
-                Ok(WebhookService {
-                    store: wiring::store(&aws, &config),
-                    credentials,
-                    admin: Some(admin),
-                })
-            }
-        })
-    };
-    deferred.eager_unless_secret(&config).await?;
+    let services = wiring::Deferred::from_graph(Config::from_env(false)?, |g| g.webhook());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let deferred = deferred.clone();
+        let services = services.clone();
         async move {
             // Without credentials nothing can be checked: fail the whole batch so it comes back.
-            let svc = deferred.get().await?;
+            let svc = services.get().await?;
             Ok::<_, Error>(
                 dropsync_shopify_webhook::handle_eventbridge_batch(&svc, event.payload).await,
             )

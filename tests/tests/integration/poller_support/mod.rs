@@ -246,7 +246,7 @@ pub struct FlakyQueue {
 impl TrackingQueue for FlakyQueue {
     async fn send(&self, messages: &[PushMessage]) -> Result<(), QueueError> {
         if self.failing.load(Ordering::SeqCst) {
-            return Err(QueueError("injected outage".into()));
+            return Err(QueueError::Partial(messages.len()));
         }
         self.inner.send(messages).await
     }
