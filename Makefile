@@ -57,7 +57,9 @@ place-latency: venv
 	cargo build -p dropsync-local
 	$(SERVICES) --local --sandboxes shopify,aliexpress -- $(PY) tests/tools/place_latency.py
 
-# Every benchmark; rewrites BENCHMARKS.md and target/bench/results.json.
+# Every benchmark; rewrites BENCHMARKS.md and target/bench/results.json (keeping the sections it does
+# not write). One alone: `.venv/bin/python tests/tools/bench.py --only cold_start` (or dashboard);
+# COLD_START_PROFILE=bench-harness measures the functions and their hello-world in that cheaper profile.
 bench: venv
 	$(PY) tests/tools/bench.py
 

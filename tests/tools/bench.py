@@ -2,16 +2,20 @@
 
     python tests/tools/bench.py              # build, run everything, write the report
     python tests/tools/bench.py --report     # rewrite BENCHMARKS.md from target/bench/results.json
-    python tests/tools/bench.py --only dashboard   # run one harness benchmark, rewrite only its section
+    python tests/tools/bench.py --only dashboard   # run one benchmark, rewrite only its section
+    python tests/tools/bench.py --only cold_start  # every deployed function's cold start (see COLD_START_PROFILE)
 
 Each benchmark binary (bench/src/bin/{lifecycle,poll,push,reconcile,dashboard}.rs) prints one `BENCH {json}` line per
 benchmark: what it measured, how, and its metrics with goals and references. This script builds
-the Lambda functions and the hello-world reference in the release profile (fat LTO, one codegen
-unit: what is deployed) and the benchmark harness in `bench-harness` (release without LTO, cheaper
-to build), starts the emulator and the sandboxes (tests/tools/services.py), runs the cold-start
+every Lambda function template.yaml deploys and the hello-world reference in the release profile
+(fat LTO, one codegen unit: what is deployed; COLD_START_PROFILE=bench-harness, say, builds and
+measures both in that profile instead, and the report names it) and the benchmark harness in
+`bench-harness` (release without LTO, cheaper to build), starts the emulator and the sandboxes (tests/tools/services.py), runs the cold-start
 measurement (tests/tools/coldstart.py) and each binary, runs the webhook criterion benchmark, and
 writes the report. bench/NOTES.md holds the analysis written after a run: its `## <bench>` sections
-are placed under that benchmark's table, the other sections at the end.
+are placed under that benchmark's table, the other sections at the end. Every other `## ` section
+of BENCHMARKS.md (figures measured by hand or by a partial run) is kept word for word where it is;
+each section the run writes replaces the one of the same name where it stands.
 
 Sizes (the issue's by default): COLDSTART_RUNS (30), LOAD_WEBHOOKS (2000), ORDERS (1000),
 LATENCY_ORDERS (200), POLL_ORDERS (5000), PUSH_PACKAGES (2000), RECONCILE_ORDERS (1000),
@@ -37,9 +41,25 @@ sys.path.insert(0, HERE)
 import coldstart  # noqa: E402
 import services  # noqa: E402
 
-FUNCTIONS = ["shopify-webhook", "shopify-eventbridge", "aliexpress-poller", "tracking-pusher", "api"]
-PACKAGES = ["dropsync-shopify-webhook", "dropsync-aliexpress-poller", "dropsync-tracking-pusher", "dropsync-api",
-            "dropsync-bench"]
+
+
+def template_binaries(path=None):
+    """The binary of every function template.yaml deploys (`BuildProperties: Binary:`), in order."""
+    with open(path or os.path.join(ROOT, "template.yaml")) as f:
+        return re.findall(r"(?m)^\s+Binary:\s*([A-Za-z0-9_-]+)\s*$", f.read())
+
+
+# Every deployed function is measured: the list comes from the template, and each binary's package.
+FUNCTIONS = template_binaries()
+PACKAGE_OF = {"shopify-webhook": "dropsync-shopify-webhook", "shopify-eventbridge": "dropsync-shopify-webhook",
+              "aliexpress-poller": "dropsync-aliexpress-poller", "shopify-reconciler": "dropsync-shopify-reconciler",
+              "tracking-pusher": "dropsync-tracking-pusher", "order-placer": "dropsync-order-placer",
+              "api": "dropsync-api", "hello": "dropsync-bench"}
+# The functions' and the hello-world reference's profile: `release` (what is deployed: fat LTO, one
+# codegen unit) unless COLD_START_PROFILE names another (e.g. bench-harness, much cheaper to build on
+# a small machine); the ratio is always against a hello-world built with the same profile in the same run.
+PROFILES = {"release": "fat LTO, one codegen unit, panic abort, stripped: what is deployed",
+            "bench-harness": "release without LTO, 16 codegen units, panic abort, stripped: not what is deployed"}
 HARNESS_PROFILE = "bench-harness"
 ORDER = ["cold_start", "webhook_cpu", "webhook_http", "poll", "push", "dynamodb_lifecycle", "dynamodb_steady_poll",
          "sync_latency", "reconcile", "dashboard"]
@@ -182,10 +202,20 @@ class LoadSampler:
 
 # ---- builds --------------------------------------------------------------------------------------
 
-def build_release():
+def cold_start_profile():
+    return os.environ.get("COLD_START_PROFILE") or "release"
+
+
+def build_functions(profile):
+    """Every deployed function and the hello-world reference, in one profile."""
     t = time.time()
-    run(["cargo", "build", "--release", "--locked", *[f"-p={p}" for p in PACKAGES],
-         *[f"--bin={b}" for b in FUNCTIONS + ["hello"]]])
+    bins = FUNCTIONS + ["hello"]
+    missing = [b for b in bins if b not in PACKAGE_OF]
+    if missing:
+        raise SystemExit(f"bench: no package known for {missing} (PACKAGE_OF in tests/tools/bench.py)")
+    packages = sorted({PACKAGE_OF[b] for b in bins})
+    run(["cargo", "build", "--profile", profile, "--locked", *[f"-p={p}" for p in packages],
+         *[f"--bin={b}" for b in bins]])
     return round(time.time() - t, 1)
 
 
@@ -219,6 +249,14 @@ def sign(secret, body):
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
+def services_post(base, path, doc):
+    import urllib.request
+    req = urllib.request.Request(base.rstrip("/") + path, data=json.dumps(doc).encode(), method="POST",
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"{}")
+
+
 def cold_start_events(shop, secret):
     body = json.dumps({"id": 820982911946154508, "name": "#1", "financial_status": "paid",
                        "created_at": "2026-11-25T10:00:00-05:00", "updated_at": "2026-11-25T10:00:00-05:00",
@@ -237,6 +275,9 @@ def cold_start_events(shop, secret):
         return {"Records": [{"messageId": str(i), "receiptHandle": f"h{i}", "attributes": {}, "messageAttributes": {},
                              "eventSource": "aws:sqs", "body": b} for i, b in enumerate(bodies)]}
 
+    scheduled = {"version": "0", "id": "s", "detail-type": "Scheduled Event", "source": "aws.events",
+                 "account": "0", "time": "2026-11-25T02:00:00Z", "region": "us-east-1", "resources": [], "detail": {}}
+    # Each function's first event is what its trigger in template.yaml delivers.
     return {
         "shopify-webhook": apigw("POST", "/webhooks/shopify", {
             "content-type": "application/json", "x-shopify-topic": "orders/create",
@@ -246,18 +287,22 @@ def cold_start_events(shop, secret):
             "account": "0", "time": "2026-11-25T10:00:00Z", "region": "us-east-1", "resources": [],
             "detail": {"metadata": {"X-Shopify-Topic": "orders/updated", "X-Shopify-Shop-Domain": shop},
                        "payload": json.loads(body)}})]),
-        "aliexpress-poller": {"version": "0", "id": "s", "detail-type": "Scheduled Event", "source": "aws.events",
-                              "account": "0", "time": "2026-11-25T02:00:00Z", "region": "us-east-1",
-                              "resources": [], "detail": {}},
+        "aliexpress-poller": scheduled,
+        # The hourly schedule: lists the shop's orders updated since its watermark in the sandbox Shopify.
+        "shopify-reconciler": scheduled,
         "tracking-pusher": sqs([json.dumps({"v": 1, "shop": shop, "order_id": "1", "aliexpress_order_id": "2",
                                             "tracking_number": "T"})]),
+        # A placement message as the webhook queues it, for the order the webhook's run wrote: the
+        # placer reads it back from the table and finds it not due (the shop does not place automatically).
+        "order-placer": sqs([json.dumps({"shop": shop, "order_id": "820982911946154508"})]),
         "api": apigw("GET", "/health", {}),
         "hello": {"hello": "world"},
     }
 
 
-def cold_start(env, runs):
-    """Cold start of every function against the running emulator, plus the hello-world reference."""
+def cold_start(env, runs, profile):
+    """Cold start of every function against the running emulator, plus the hello-world reference,
+    all built with `profile`."""
     import boto3
     kw = dict(endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1", aws_access_key_id="testing",
               aws_secret_access_key="testing")
@@ -267,7 +312,10 @@ def cold_start(env, runs):
     name = f"coldstart-{os.getpid()}"
     ddb.create_table(TableName=name, **{k: v for k, v in table.items() if k != "TimeToLiveAttribute"})
     queue = sqs.create_queue(QueueName=f"coldstart-{os.getpid()}")["QueueUrl"]
-    secret, shop = "shpss_test_secret", "example.myshopify.com"
+    secret, shop = "shpss_test_secret", f"coldstart-{os.getpid()}.myshopify.com"
+    # The shop exists in the sandbox Shopify, so the reconciler's first run lists its orders there.
+    services_post(env["DROPSYNC_SHOPIFY_SANDBOX"], "/_admin/shops",
+                  {"shop": shop, "access_token": "shpat_x", "webhook_secret": secret})
     creds = {"admin_token": "coldstart-admin-token-0123",
              "shops": {shop: {"access_token": "shpat_x", "webhook_secrets": [secret]}},
              "aliexpress": {"app_key": "12345678", "app_secret": "s", "access_token": "t", "refresh_token": "r",
@@ -278,8 +326,11 @@ def cold_start(env, runs):
     fenv = dict(os.environ, **env, TABLE_NAME=name, TRACKING_QUEUE_URL=queue, CREDENTIALS_FILE=cred_path,
                 SHOPIFY_ADMIN_URL=env["DROPSYNC_SHOPIFY_SANDBOX"], ALIEXPRESS_API_URL=env["DROPSYNC_ALIEXPRESS_SANDBOX"])
     events = cold_start_events(shop, secret)
+    missing = [n for n in FUNCTIONS if n not in events]
+    if missing:
+        raise SystemExit(f"bench: no cold-start event for {missing} (cold_start_events in tests/tools/bench.py)")
     api = coldstart.RuntimeApi()
-    rel = os.path.join(target_dir(), "release")
+    rel = os.path.join(target_dir(), profile)
     raw = {n: [] for n in ["hello"] + FUNCTIONS}
     # Interleaved (one run of each binary per round) so that a change in the machine's load hits
     # every binary alike, the reference included.
@@ -312,6 +363,8 @@ def cold_start(env, runs):
                    "binary_bytes": os.path.getsize(path), "zipped_bytes": zipped_size(path), "runs": len(rs),
                    "init_ms_all": [round(x, 3) for x in inits]}
     hello = rows["hello"]["init_ms"]["p50"]
+    # The size goal is the deployed package's: only a release build is what `sam build` ships.
+    zip_goal, zip_ref = ("< 5", None) if profile == "release" else (None, f"`{profile}` build, not the deployed size")
     metrics = [metric("hello-world reference: init (start -> first next)", hello, "ms",
                       spread=spread(rows["hello"]["init_ms"])),
                metric("hello-world reference: first event answered", rows["hello"]["first_response_ms"]["p50"], "ms",
@@ -323,14 +376,14 @@ def cold_start(env, runs):
             metric(f"{n}: init (start -> first next)", r["init_ms"]["p50"], "ms", goal="< 20", spread=spread(r["init_ms"]),
                    reference=f"hello-world {hello:.2f} ms"),
             metric(f"{n}: init ÷ hello-world init", r["init_ms"]["p50"] / hello, "ratio", goal="<= 1.5",
-                   reference="hello-world = 1"),
+                   reference=f"hello-world (`{profile}`) = 1"),
             metric(f"{n}: first event answered (start -> response)", r["first_response_ms"]["p50"], "ms",
                    spread=spread(r["first_response_ms"]),
                    reference=f"hello-world {rows['hello']['first_response_ms']['p50']:.2f} ms"),
             metric(f"{n}: peak RSS", r["peak_rss_mb"], "MB", goal="< 40", spread="max over runs",
                    reference=f"hello-world {rows['hello']['peak_rss_mb']:.1f} MB"),
             metric(f"{n}: stripped binary", r["binary_bytes"] / 2**20, "MiB"),
-            metric(f"{n}: zipped binary", r["zipped_bytes"] / 2**20, "MiB", goal="< 5"),
+            metric(f"{n}: zipped binary", r["zipped_bytes"] / 2**20, "MiB", goal=zip_goal, reference=zip_ref),
         ]
     dh = pct([r[0] for r in diag["hello"]])
     for n in FUNCTIONS:
@@ -348,22 +401,27 @@ def cold_start(env, runs):
         metric("slowest function init (start -> first next)", rows[worst]["init_ms"]["p50"], "ms", goal="< 20",
                spread=f"{worst}; {spread(rows[worst]['init_ms'])}", reference=f"hello-world {hello:.2f} ms"),
         metric("slowest function init ÷ hello-world init", rows[worst]["init_ms"]["p50"] / hello, "ratio",
-               goal="<= 1.5", spread=worst, reference="hello-world = 1"),
+               goal="<= 1.5", spread=worst, reference=f"hello-world (`{profile}`) = 1"),
         metric("largest peak RSS", rows[big_rss]["peak_rss_mb"], "MB", goal="< 40", spread=big_rss,
                reference=f"hello-world {rows['hello']['peak_rss_mb']:.1f} MB"),
-        metric("largest zipped binary", rows[big_zip]["zipped_bytes"] / 2**20, "MiB", goal="< 5",
+        metric("largest zipped binary", rows[big_zip]["zipped_bytes"] / 2**20, "MiB", goal=zip_goal, reference=zip_ref,
                spread=f"{big_zip} (x86_64)"),
     ]
+    what = PROFILES.get(profile, "a profile of the workspace's Cargo.toml")
     return {"bench": "cold_start",
-            "how": f"{runs} runs of each release binary (fat LTO, one codegen unit, stripped; x86_64 host), interleaved "
-                   "round by round with the reference, against a local Lambda Runtime API (tests/tools/coldstart.py): "
-                   "init = process start -> its first GET /2018-06-01/runtime/invocation/next (Init Duration minus "
-                   "the sandbox); first event answered = process start -> POST .../response; peak RSS = VmHWM after "
-                   "the answer. The functions read a credentials file and reach the moto emulator (the poller's and "
-                   "pusher's first events touch DynamoDB; api's is GET /health). Reference: a hello-world "
-                   "lambda_runtime binary (bench/src/bin/hello.rs), same profile, same run. Zipped = the bootstrap "
-                   "deflated at level 9, as `sam build` packages it.",
-            "metrics": metrics, "extra": rows}
+            "how": f"Profile `{profile}` ({what}; x86_64 host): every function template.yaml deploys "
+                   f"({', '.join(FUNCTIONS)}) and the reference, {runs} runs of each, interleaved round by round, "
+                   "against a local Lambda Runtime API (tests/tools/coldstart.py): init = process start -> its first "
+                   "GET /2018-06-01/runtime/invocation/next (Init Duration minus the sandbox); first event answered = "
+                   "process start -> POST .../response; peak RSS = VmHWM after the answer. The functions read a "
+                   "credentials file and reach the moto emulator and the sandboxes; each first event is its "
+                   "trigger's: a signed orders/create (webhook), an EventBridge delivery in SQS (eventbridge), a "
+                   "scheduled event (poller, reconciler: lists the shop's orders in the sandbox Shopify), a tracking "
+                   "message (pusher), a placement message for the order the webhook wrote (placer: reads it, finds "
+                   "it not due), GET /health (api). Reference: a hello-world lambda_runtime binary "
+                   f"(bench/src/bin/hello.rs) built with the same profile (`{profile}`) in the same run. Zipped = "
+                   "the bootstrap deflated at level 9, as `sam build` packages it.",
+            "metrics": metrics, "extra": dict(rows, profile=profile, functions=FUNCTIONS)}
 
 
 def pct(xs):
@@ -465,18 +523,26 @@ def figure(m):
     return f"{fmt(m['value'], m['unit'])}{unit}"
 
 
-def notes_sections():
-    path = os.path.join(ROOT, "bench", "NOTES.md")
-    if not os.path.exists(path):
-        return "", {}
-    with open(path) as f:
-        text = f.read()
+def parse_notes(text):
+    """(head, {title: body}) of bench/NOTES.md's text."""
     parts = re.split(r"(?m)^## ", text)
     head, sections = parts[0], {}
     for p in parts[1:]:
         title, _, body = p.partition("\n")
         sections[title.strip()] = body.strip("\n")
     return head, sections
+
+
+def read_text(path):
+    """A file's text, or "" when there is none."""
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        return f.read()
+
+
+def notes_sections():
+    return parse_notes(read_text(os.path.join(ROOT, "bench", "NOTES.md")))
 
 
 def environment():
@@ -512,8 +578,9 @@ def wall_text(t):
                 f"{total - build:.1f} min measuring")
     harness = t["harness_build_seconds"] / 60
     during = " (the push benchmark ran meanwhile)" if t.get("push_during_release_build") else ""
+    prof = t.get("cold_start_profile", "release")
     return (f"{total:.1f} min in all (bench.py; `make bench` adds the virtualenv when it is new): harness build "
-            f"{harness:.1f} min, release build of the functions {rel:.1f} min{during}, then "
+            f"{harness:.1f} min, `{prof}` build of the functions {rel:.1f} min{during}, then "
             f"{total - harness - rel:.1f} min measuring")
 
 
@@ -539,56 +606,126 @@ def section(r, notes):
     return lines
 
 
-def splice_section(r):
-    """Replaces (or adds, after the last benchmark section) one `## <bench>` section of
-    BENCHMARKS.md, leaving the rest of the report as the last full run wrote it."""
-    _, notes = notes_sections()
-    new = "\n".join(section(r, notes)).rstrip() + "\n\n"
-    path = os.path.join(ROOT, "BENCHMARKS.md")
-    with open(path) as f:
-        text = f.read()
-    heads = [(m.start(), m.group(1).strip()) for m in re.finditer(r"(?m)^## (.+)$", text)]
-    mine = next((i for i, (_, title) in enumerate(heads) if title.split(" (")[0] == r["bench"]), None)
+def split_sections(text):
+    """(what precedes the first `## ` heading, [(title, block)]): each block is its `## ` line and
+    everything up to the next one, verbatim."""
+    heads = list(re.finditer(r"(?m)^## (.+)$", text))
+    if not heads:
+        return text, []
+    blocks = []
+    for i, m in enumerate(heads):
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
+        blocks.append((m.group(1).strip(), text[m.start():end]))
+    return text[:heads[0].start()], blocks
+
+
+def base_title(title):
+    """A section's name without its parenthesised remark: `reconcile (measured …)` is `reconcile`."""
+    return title.split(" (")[0].strip()
+
+
+def join_blocks(preamble, blocks):
+    parts = [preamble.rstrip("\n") + "\n\n"] if preamble.strip() else []
+    parts += [b.rstrip("\n") + "\n\n" for b in blocks]
+    return "".join(parts).rstrip() + "\n"
+
+
+def keep_unowned_sections(new_text, old_text):
+    """`new_text`'s sections laid into `old_text`: each replaces the old section of the same name
+    where it stands, every other old section (hand-measured figures, partial re-runs) is kept
+    verbatim where it is, and a section `old_text` lacks goes after the one it follows in
+    `new_text` (first when it follows none). The preamble is `new_text`'s."""
+    preamble, new = split_sections(new_text)
+    _, old = split_sections(old_text)
+    fresh = {}
+    for title, block in new:
+        fresh.setdefault(base_title(title), block)
+    out, placed = [], set()  # (base title or None when kept, block)
+    for title, block in old:
+        b = base_title(title)
+        if b not in fresh:
+            out.append((None, block))
+        elif b not in placed:
+            out.append((b, fresh[b]))
+            placed.add(b)
+    prev = None
+    for title, block in new:
+        b = base_title(title)
+        if b not in placed:
+            at = next((i + 1 for i, (t, _) in enumerate(out) if t == prev), 0) if prev else 0
+            out.insert(at, (b, block))
+            placed.add(b)
+        prev = b
+    return join_blocks(preamble, [block for _, block in out])
+
+
+def splice(text, bench, new_block):
+    """`text` with its `## <bench>` section replaced by `new_block` (or `new_block` added after the
+    last benchmark section), every other section left as it was."""
+    preamble, blocks = split_sections(text)
+    mine = next((i for i, (title, _) in enumerate(blocks) if base_title(title) == bench), None)
     if mine is not None:
-        start = heads[mine][0]
-        end = heads[mine + 1][0] if mine + 1 < len(heads) else len(text)
+        blocks[mine] = (bench, new_block)
     else:
         # After the last section of a benchmark the full run orders (the notes' sections follow).
-        after = [i for i, (_, title) in enumerate(heads) if title in ORDER]
-        start = end = heads[after[-1] + 1][0] if after and after[-1] + 1 < len(heads) else len(text)
-    text = text[:start] + new + text[end:]
+        after = [i for i, (title, _) in enumerate(blocks) if base_title(title) in ORDER]
+        at = after[-1] + 1 if after else len(blocks)
+        blocks.insert(at, (bench, new_block))
+    return join_blocks(preamble, [b for _, b in blocks])
+
+
+def splice_section(r):
+    """Replaces (or adds) one `## <bench>` section of BENCHMARKS.md, leaving the rest of the report
+    as the last full run (and whoever measured by hand since) wrote it."""
+    _, notes = notes_sections()
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    text = splice(read_text(path), r["bench"], "\n".join(section(r, notes)))
     with open(path, "w") as f:
-        f.write(text.rstrip() + "\n")
+        f.write(text)
 
 
-# The harness benchmarks `--only` can run, with their command line (after the binary).
-ONLY = {"dashboard": lambda sizes: [str(sizes["DASHBOARD_ORDERS"])]}
+# The benchmarks `--only` can run: a harness binary with its command line (after the binary), or
+# None for the cold start (this script's own measurement of the functions).
+ONLY = {"dashboard": lambda sizes: [str(sizes["DASHBOARD_ORDERS"])], "cold_start": None}
 
 
 def run_only(name, sizes):
-    """Builds and runs one harness benchmark against fresh services and rewrites only its section
-    of BENCHMARKS.md (and its entry in results.json, when there is one)."""
+    """Builds and runs one benchmark against fresh services and rewrites only its section of
+    BENCHMARKS.md (and its entry in results.json, when there is one)."""
     t0 = time.time()
-    run(["cargo", "build", "--profile", HARNESS_PROFILE, "--locked", "-p=dropsync-bench", f"--bin={name}"])
+    profile = cold_start_profile()
+    if ONLY[name] is None:
+        build_s = build_functions(profile)
+        log(f"functions built ({profile}) in {build_s:.0f} s")
+    else:
+        run(["cargo", "build", "--profile", HARNESS_PROFILE, "--locked", "-p=dropsync-bench", f"--bin={name}"])
     logdir = tempfile.mkdtemp(prefix="dropsync-bench-")
     svc = services.Services(logdir)
     try:
         env = services.start(svc)
-        benv = dict(os.environ, **env, **{k: str(v) for k, v in sizes.items()})
-        cmd = [os.path.join(target_dir(), HARNESS_PROFILE, name), *ONLY[name](sizes)]
-        [(out, secs, _)] = run_together([cmd], benv, timeout=3600)
+        if ONLY[name] is None:
+            t = time.time()
+            found = [cold_start(env, sizes["COLDSTART_RUNS"], profile)]
+            secs = time.time() - t
+        else:
+            benv = dict(os.environ, **env, **{k: str(v) for k, v in sizes.items()})
+            cmd = [os.path.join(target_dir(), HARNESS_PROFILE, name), *ONLY[name](sizes)]
+            [(out, secs, _)] = run_together([cmd], benv, timeout=3600)
+            found = bench_lines(out)
     finally:
         svc.stop()
-    found = bench_lines(out)
     if not found:
         raise SystemExit(f"bench: {name} printed no BENCH line")
     env = environment()
     load = os.getloadavg()[0]
+    command = f".venv/bin/python tests/tools/bench.py --only {name}"
+    if name == "cold_start" and profile != "release":
+        command = f"COLD_START_PROFILE={profile} {command}"
     for r in found:
         r.setdefault("extra", {})["wall_seconds"] = round(secs, 1)
         r["extra"]["run_alone"] = (
             f"Run alone on {env['date']}, commit `{env['commit']}`{' (with uncommitted changes)' if env['dirty'] else ''}, "
-            f"load average {load:.2f} on {env['cores']} cores: `.venv/bin/python tests/tools/bench.py --only {name}` "
+            f"load average {load:.2f} on {env['cores']} cores: `{command}` "
             f"(`make bench` runs it with the others).")
         splice_section(r)
         if os.path.exists(results_path()):
@@ -600,13 +737,16 @@ def run_only(name, sizes):
     log(f"{name} done in {time.time() - t0:.0f} s; its section of BENCHMARKS.md rewritten")
 
 
-def write(doc):
+def render(doc, notes_text):
+    """The report bench.py owns, from a results document and bench/NOTES.md's text."""
     results = sorted(doc["results"], key=lambda r: ORDER.index(r["bench"]) if r["bench"] in ORDER else 99)
-    head, notes = notes_sections()
+    head, notes = parse_notes(notes_text)
     env, load, t = doc["environment"], doc["load"], doc["timing"]
+    prof = doc.get("cold_start_profile", "release")
     lines = ["# Benchmarks", "",
-             "Written by `make bench` (tests/tools/bench.py) — do not edit by hand; the analysis comes from "
-             "`bench/NOTES.md`. Machine-readable: `target/bench/results.json`.", "",
+             "Written by `make bench` (tests/tools/bench.py): the benchmarks' sections are rewritten from each run, "
+             "with the analysis from `bench/NOTES.md`; any other `## ` section (figures measured by hand or "
+             "by a partial run) is kept as it is, where it is. Machine-readable: `target/bench/results.json`.", "",
              "## Environment", "",
              "| | |", "|---|---|",
              f"| run | {env['date']}, commit `{env['commit']}`{' (with uncommitted changes)' if env['dirty'] else ''} |",
@@ -614,7 +754,7 @@ def write(doc):
              f"| load average (1 min) | {load['at_start']:.2f} at start; during the run mean {load['mean_1min']:.2f}, "
              f"max {load['max_1min']:.2f} (on {env['cores']} cores) |",
              f"| toolchain | {env['rustc']}; Python {env['python']} (moto, sandboxes) |",
-             "| profiles | functions + hello-world reference: `release` (fat LTO, codegen-units 1, panic abort, stripped); "
+             f"| profiles | functions + hello-world reference: `{prof}` ({PROFILES.get(prof, 'see Cargo.toml')}); "
              "harness binaries and criterion: `bench-harness` (release without LTO, 16 codegen units) |",
              f"| wall time | {wall_text(t)} |",
              f"| sizes | {doc.get('sizes_text', '')} |", ""]
@@ -635,8 +775,15 @@ def write(doc):
         lines += section(r, notes)
     for title, body in notes.items():
         lines += [f"## {title}", "", body, ""]
-    text = "\n".join(lines).rstrip() + "\n"
-    with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write(doc):
+    """Rewrites BENCHMARKS.md: the sections this run owns, and every other section of the file as
+    it was."""
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    text = keep_unowned_sections(render(doc, read_text(os.path.join(ROOT, "bench", "NOTES.md"))), read_text(path))
+    with open(path, "w") as f:
         f.write(text)
     return text
 
@@ -663,6 +810,7 @@ def main():
         run_only(name, sizes)
         return
     t0 = time.time()
+    cold_profile = cold_start_profile()
     load0 = os.getloadavg()[0]
     sampler = LoadSampler()
     b = build_harness()
@@ -687,17 +835,17 @@ def main():
                                                    if d[2] is not cmd] + alongside
                     results.append(r)
         # The push is bound by the sandbox shops' cost buckets (100 points/s a shop), not by the
-        # machine: it runs while the release functions build (unless BENCH_SERIAL=1). Everything
+        # machine: it runs while the functions build (unless BENCH_SERIAL=1). Everything
         # else runs after, alone — the poll too: its bans count depends on sub-second pacing, which
         # a machine busy linking disturbs (measured: 1.4 bans per 1,000 calls alongside the build,
         # 0 alone).
         handle = start_procs([push], benv) if overlap else None
-        release_s = build_release()
-        log(f"release functions built in {release_s:.0f} s")
+        release_s = build_functions(cold_profile)
+        log(f"functions built ({cold_profile}) in {release_s:.0f} s")
         if handle:
-            collect(wait_procs(handle), ["the release build"])
+            collect(wait_procs(handle), [f"the `{cold_profile}` build of the functions"])
         t = time.time()
-        results.append(cold_start(env, sizes["COLDSTART_RUNS"]))
+        results.append(cold_start(env, sizes["COLDSTART_RUNS"], cold_profile))
         results[-1]["extra"]["wall_seconds"] = round(time.time() - t, 1)
         log(f"cold start done in {time.time() - t:.0f} s")
         collect(run_together([[os.path.join(hbin, "lifecycle")]], benv), [])
@@ -722,8 +870,9 @@ def main():
     doc = {"results": results, "environment": environment(),
            "load": dict(sampler.summary(), at_start=load0),
            "timing": {"total_seconds": round(total, 1), "harness_build_seconds": b["seconds"],
-                      "release_build_seconds": release_s, "push_during_release_build": overlap},
-           "sizes": sizes,
+                      "release_build_seconds": release_s, "push_during_release_build": overlap,
+                      "cold_start_profile": cold_profile},
+           "sizes": sizes, "cold_start_profile": cold_profile,
            "sizes_text": f"{sizes['COLDSTART_RUNS']} cold starts per binary; {sizes['LOAD_WEBHOOKS']:,} webhooks under "
                          f"load; {sizes['POLL_ORDERS']:,} polled orders; {sizes['PUSH_PACKAGES']:,} packages; "
                          f"{sizes['ORDERS']:,} lifecycle orders; {sizes['LATENCY_ORDERS']} latency orders; "

@@ -814,9 +814,11 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
             })
             .collect();
         let ae = req.aliexpress_order_id.0;
-        if self.store.get_order(shop, id).await?.is_none() {
+        // Read once: the order must exist before its AliExpress order is claimed, and the link's
+        // conditional write starts from this read (naming its version) instead of reading again.
+        let Some(current) = self.store.get_order(shop, id).await? else {
             return Err(ApiError::NotFound);
-        }
+        };
         // An AliExpress order belongs to one order of one shop: claimed first, so two links of
         // the same id to different orders cannot both land.
         let newly_owned = match self.store.claim_aliexpress_order(shop, id, ae).await? {
@@ -832,7 +834,7 @@ impl<A: AliExpressApi + 'static, Q: TrackingQueue + 'static> Api<A, Q> {
         let now = now_ms();
         let stored = self
             .store
-            .update_order(shop, id, |o| {
+            .update_order_from(shop, id, Some(current), |o| {
                 result = link_supplier_order(o, ae, &lines, items.clone(), now);
                 matches!(result, Ok(true))
             })

@@ -437,6 +437,42 @@ async fn linking_an_aliexpress_order_moves_to_awaiting_payment_idempotently_and_
 }
 
 #[tokio::test]
+async fn a_link_reads_the_order_once_and_writes_the_claim_the_order_and_its_tab() {
+    let fx = fixture().await;
+    fx.order(&fx.a, 8, "paid", 1).await;
+    let (store, log) = crate::webhook_support::logged(&fx.store).await;
+    let api = Api {
+        store,
+        credentials: fx.api.credentials.clone(),
+        sync: fx.api.sync.clone(),
+        place: None,
+        connect: None,
+        reconcile: None,
+    };
+    let path = format!("/shops/{}/orders/8/supplier-orders", fx.a);
+    let body =
+        json!({"aliexpress_order_id": "8198352049851316", "line_item_ids": ["81", 82]}).to_string();
+    let req = apigw_request(
+        "PUT",
+        &path,
+        &[
+            ("authorization", &format!("Bearer {ADMIN}")),
+            ("content-type", "application/json"),
+        ],
+        body.as_bytes(),
+    );
+    let (status, o) = response_json(api.handle(req).await);
+    assert_eq!(status, 201, "{o}");
+    // The order read (it must exist before its AliExpress order is claimed), the ownership claim,
+    // the order's conditional write decided on that read, and the tab counter's ADD.
+    assert_eq!(
+        log.take(),
+        vec!["GetItem", "PutItem", "PutItem", "UpdateItem"]
+    );
+    assert_eq!(o["status"], "awaiting_payment");
+}
+
+#[tokio::test]
 async fn settings_round_trip_and_unknown_or_invalid_fields_are_400() {
     let fx = fixture().await;
     let path = format!("/shops/{}/settings", fx.a);
