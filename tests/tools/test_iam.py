@@ -60,11 +60,20 @@ SDK_RE = re.compile(r"\.(" + "|".join(sorted(SDK_ACTIONS, key=len, reverse=True)
 STD_NAMES = {"push", "insert", "get", "remove", "extend", "contains", "new", "from", "into", "default",
              "clone", "map", "next", "parse", "len", "send", "load", "run", "handle", "call", "take"}
 INDEX_RE = re.compile(r"\.index_name\(\s*\"(\w+)\"\s*\)")
+# A fn passed as a value (`Deferred::from_graph(config, Api::from_graph)`): it runs later, so it
+# is followed like a call.
+FN_REF_RE = re.compile(r"\b[A-Z]\w*::([a-z_]\w*)\b(?!\s*(?:\(|::|<|!))")
+
+
+# A test-only module declared by file (`#[cfg(test)] mod service_tests;`, with `#[path]` or not).
+TEST_MOD_DECL_RE = re.compile(r"#\[cfg\((?:any\()?test\b[^\]]*\]\s*(?:#\[path\s*=\s*\"([^\"]+)\"\]\s*)?"
+                              r"(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;")
 
 
 def strip_tests(text):
-    """Non-test code of a file: everything before its first `#[cfg(test)]`, comments removed."""
-    text = text.split("#[cfg(test)]")[0]
+    """Non-test code of a file: test-only module declarations dropped, then everything before
+    the first `#[cfg(test)]` (the inline test module, last in the file), comments removed."""
+    text = TEST_MOD_DECL_RE.sub("", text).split("#[cfg(test)]")[0]
     # `//` after `:` or `"` is a URL in a string (`http://…`), not a comment.
     return re.sub(r"(?<![:\"])//[^\n]*", "", text)
 
@@ -89,12 +98,34 @@ def linked_crates(path, seen=None):
     return seen
 
 
+def files_only_tests_compile(src):
+    """The files of `src` that only tests compile: those its modules declare under `cfg(test)`
+    (or `cfg(any(test, …))`)."""
+    out = set()
+    for dirpath, _, files in os.walk(src):
+        for f in files:
+            if not f.endswith(".rs"):
+                continue
+            full = os.path.join(dirpath, f)
+            with open(full) as fh:
+                text = fh.read()
+            # A module's children live beside lib.rs/main.rs/mod.rs, else in a folder named after it.
+            base = dirpath if f in ("lib.rs", "main.rs", "mod.rs") else os.path.join(dirpath, f[:-3])
+            for path_attr, name in TEST_MOD_DECL_RE.findall(text):
+                if path_attr:
+                    out.add(os.path.normpath(os.path.join(dirpath, path_attr)))
+                else:
+                    out |= {os.path.join(base, name + ".rs"), os.path.join(base, name, "mod.rs")}
+    return out
+
+
 def rust_files(path, exclude=()):
     src = os.path.join(path, "src")
+    tests_only = files_only_tests_compile(src)
     for dirpath, _, files in os.walk(src):
         for f in files:
             full = os.path.join(dirpath, f)
-            if f.endswith(".rs") and full not in exclude:
+            if f.endswith(".rs") and full not in exclude and full not in tests_only:
                 yield full
 
 
@@ -122,10 +153,29 @@ def crate_of(path):
     return path.split(os.sep + "src" + os.sep)[0]
 
 
-def candidates(defs, caller_file, on_self):
-    """The definitions a call may reach: a method called on `self` is the caller's own file's when
-    it defines one (else its crate's, else any); other calls reach the caller's crate's definitions
-    when it has some, else any."""
+_TEXTS = {}
+
+
+def inherent_impl_of(type_name, path):
+    """Whether the file at `path` has an inherent `impl Type { … }` (not `impl Trait for Type`)."""
+    if path not in _TEXTS:
+        with open(path) as f:
+            _TEXTS[path] = f.read()
+    return re.search(r"\bimpl(?:<[^{]*?>)?\s+" + re.escape(type_name) + r"\s*(?:<[^{]*?>)?\s*(?:where[^{]*)?\{",
+                     _TEXTS[path]) is not None
+
+
+def candidates(defs, caller_file, on_self, qualifier=""):
+    """The definitions a call may reach: `Type::f(…)` reaches the `f`s of files with an inherent
+    `impl Type` when there are any (a port's `Store::f(self, …)` delegating to the store's own
+    `f`); a method called on `self` is the caller's own file's when it defines one (else its
+    crate's, else any); other calls reach the caller's crate's definitions when it has some,
+    else any."""
+    type_name = qualifier.removesuffix("::")
+    if type_name and type_name != "Self":
+        typed = [d for d in defs if inherent_impl_of(type_name, d[0])]
+        if typed:
+            return typed
     if on_self:
         same = [d for d in defs if d[0] == caller_file]
         if same:
@@ -190,11 +240,12 @@ def code_actions(binary):
         acts, dyn = actions_of(name, body)
         found |= acts
         dynamic |= dyn
-        for on_self, callee, empty in CALL_RE.findall(body):
+        calls = CALL_RE.findall(body) + [("", r, "") for r in FN_REF_RE.findall(body)]
+        for on_self, callee, empty in calls:
             if callee in STD_NAMES and not on_self and not own_trait_call(callee, body):
                 continue
             this = on_self in ("self.", "Self::")
-            for file, callee_body in candidates(fns.get((callee, not empty), []), path, this):
+            for file, callee_body in candidates(fns.get((callee, not empty), []), path, this, on_self):
                 if (file, callee_body[:200]) not in seen:
                     seen.add((file, callee_body[:200]))
                     queue.append((callee, file, callee_body))
@@ -249,3 +300,5 @@ def test_the_extraction_sees_the_calls_it_must():
     assert ("OrdersTable/index/gsi2", "dynamodb:Query") in webhook
     assert ("OrdersTable", "dynamodb:BatchWriteItem") in webhook
     assert ("secret", "secretsmanager:GetSecretValue") in webhook
+    # The API's services are built by a fn passed by name to the deferred start, not called.
+    assert ("secret", "secretsmanager:GetSecretValue") in code_actions("api")
