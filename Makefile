@@ -17,11 +17,24 @@ $(VENV)/.installed: tests/requirements.txt
 
 # The whole test suite: starts the emulator and the sandboxes on free loopback ports, runs the
 # Rust tests against them (every crate's own tests, then the one integration binary), stops them;
-# then the sandboxes' own tests, the end-to-end tests of the local stack and the dashboard's
-# browser tests.
+# beside them, the sandboxes' own tests, the end-to-end tests of the local stack and the
+# dashboard's browser tests (pytest, which starts its own services on their own ports; its output
+# is printed when both are done). Everything is compiled first, so the two runs do not compete
+# for cargo's lock. The integration binary runs TEST_THREADS tests at once: most of them wait on
+# the sandboxes' injected delays, throttling and bans, not on the CPU.
+TEST_THREADS ?= 6
+PYTEST := PYTHONPATH=tests/sandbox:tests/tools $(PY) -m pytest -q -p no:cacheprovider tests/sandbox/tests tests/tools tests/browser
 test: venv browser-deps
-	$(SERVICES) -- cargo test --workspace --locked --no-fail-fast
-	PYTHONPATH=tests/sandbox:tests/tools $(PY) -m pytest -q -p no:cacheprovider tests/sandbox/tests tests/tools tests/browser
+	cargo build --locked -p dropsync-local
+	cargo test --workspace --locked --no-run
+	@log=$$(mktemp); \
+	$(PYTEST) >"$$log" 2>&1 & py=$$!; \
+	trap 'kill $$py 2>/dev/null; rm -f "$$log"' INT TERM; \
+	RUST_TEST_THREADS=$(TEST_THREADS) $(SERVICES) -- cargo test --workspace --locked --no-fail-fast; rust=$$?; \
+	wait $$py; pyrc=$$?; \
+	echo "---- pytest (ran beside the Rust tests) ----"; cat "$$log"; rm -f "$$log"; \
+	echo "make test: cargo test exit $$rust, pytest exit $$pyrc"; \
+	[ $$rust = 0 ] && [ $$pyrc = 0 ]
 
 # The dashboard's browser tests: Debian's chromium (driven by Playwright from .venv, never a
 # browser download of its own) and axe-core from npm, pinned in tests/browser/package-lock.json.
@@ -139,12 +152,18 @@ PLACE_CHAOS_ORDERS ?= 1000
 CHAOS_PROFILE ?= --release
 BAN_SECONDS ?=
 .PHONY: chaos chaos-ci chaos-place
-chaos: venv
-	ORDERS=$(ORDERS) BAN_SECONDS=$(BAN_SECONDS) $(SERVICES) -- cargo run $(CHAOS_PROFILE) --locked -p dropsync-bench --bin chaos
+chaos: chaos-lifecycle
 	$(MAKE) chaos-place
 
 chaos-place: venv
 	ORDERS=$(PLACE_CHAOS_ORDERS) BAN_SECONDS=$(BAN_SECONDS) $(SERVICES) -- cargo run $(CHAOS_PROFILE) --locked -p dropsync-bench --bin chaos_place
 
-chaos-ci:
-	$(MAKE) chaos ORDERS=100 PLACE_CHAOS_ORDERS=100 BAN_SECONDS=0.4 CHAOS_PROFILE=
+# At CI size the two runs wait on injected bans and delays far more than they compute, so they run
+# side by side (each with its own services; make prints each one's output when it is done).
+.PHONY: chaos-lifecycle
+chaos-lifecycle: venv
+	ORDERS=$(ORDERS) BAN_SECONDS=$(BAN_SECONDS) $(SERVICES) -- cargo run $(CHAOS_PROFILE) --locked -p dropsync-bench --bin chaos
+
+chaos-ci: venv
+	cargo build --locked -p dropsync-bench --bin chaos --bin chaos_place
+	$(MAKE) -j2 --output-sync=target chaos-lifecycle chaos-place ORDERS=100 PLACE_CHAOS_ORDERS=100 BAN_SECONDS=0.4 CHAOS_PROFILE=
