@@ -28,7 +28,10 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PY = os.path.join(ROOT, ".venv", "bin", "python")
-SCHEMATHESIS = os.path.join(ROOT, ".venv", "bin", "schemathesis")
+# Run as a module of the venv's Python, not through .venv/bin/schemathesis: pip writes that script's
+# shebang from the path it was installed through, and CI's .venv is a link into a shared cache that
+# clones at other paths also use, so the script can name an interpreter that no longer exists.
+SCHEMATHESIS = [PY, "-m", "schemathesis.cli"]
 SERVICES = os.path.join(ROOT, "tests", "tools", "services.py")
 REQUIREMENTS = os.path.join(ROOT, "tests", "requirements-schemathesis.txt")
 # Per operation (9 operations): about 1,000 requests, some 20 s (stack start excluded).
@@ -47,10 +50,9 @@ def ensure_schemathesis():
             if line.startswith("schemathesis=="):
                 want = line.strip().split("==", 1)[1]
     assert want, "tests/requirements-schemathesis.txt pins no schemathesis"
-    if os.path.exists(SCHEMATHESIS):
-        out = subprocess.run([SCHEMATHESIS, "--version"], capture_output=True, text=True)
-        if out.returncode == 0 and want in out.stdout:
-            return 0.0
+    out = subprocess.run([*SCHEMATHESIS, "--version"], capture_output=True, text=True)
+    if out.returncode == 0 and want in out.stdout:
+        return 0.0
     t0 = time.time()
     subprocess.run([PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", REQUIREMENTS],
                    check=True, cwd=ROOT)
@@ -124,7 +126,7 @@ def inner():
         with open(config, "w") as f:
             f.write(f'[parameters]\n"path.shop" = "{shop}"\n"path.order_id" = "{order_id}"\n')
         t1 = time.time()
-        cmd = [SCHEMATHESIS, "--config-file", config, "run", os.path.join(ROOT, "openapi.yaml"),
+        cmd = [*SCHEMATHESIS, "--config-file", config, "run", os.path.join(ROOT, "openapi.yaml"),
                "--url", base, "--checks", CHECKS, "--max-examples", str(MAX_EXAMPLES), "--seed", SEED,
                "--workers", "2", "--request-timeout", "20", "--no-color", "--mode", "all",
                "--phases", "examples,fuzzing",  # the coverage phase of this schemathesis version can crash internally
