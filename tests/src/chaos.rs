@@ -43,6 +43,7 @@
     clippy::too_many_lines
 )]
 
+use crate::LocalRouter as Local;
 use crate::{aliexpress_sandbox, aws_config, create_table, sandbox_get, sandbox_post};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -55,7 +56,7 @@ use dropsync_app::reconcile::{DEFAULT_LOOKBACK_MS, ReconcileService, ShopRepair}
 use dropsync_app::sync::SyncService;
 use dropsync_app::webhook::WebhookService;
 use dropsync_domain::{PushState, ShopDomain, history_is_valid};
-use dropsync_local::server::{Handler, serve};
+use dropsync_local::server::serve;
 use dropsync_shopify::admin::{AdminClient, AdminConfig};
 use dropsync_store::Store;
 use serde::Serialize;
@@ -287,24 +288,6 @@ impl Proxy {
 
     fn set_down(&self, down: bool) {
         self.down.send_replace(down);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The local stack, as `local/src/main.rs` wires it.
-
-struct Local {
-    webhook: WebhookService<AdminClient>,
-    api: Api<IopClient, SqsQueue>,
-}
-
-impl Handler for Local {
-    async fn call(&self, req: lambda_http::Request) -> lambda_http::Response<lambda_http::Body> {
-        if req.uri().path().trim_end_matches('/') == "/webhooks/shopify" {
-            dropsync_shopify_webhook::handle_request(&self.webhook, req).await
-        } else {
-            self.api.handle(req).await
-        }
     }
 }
 
@@ -612,19 +595,7 @@ async fn setup(cfg: ChaosConfig) -> Ctx {
     let store = Store::new(proxied, table.clone());
     let direct_store = Store::new(direct, table);
     let sqs = aws_sdk_sqs::Client::new(&conf);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("chaos-{tag}"))
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-            "2",
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
+    let queue_url = crate::create_queue_with_visibility(&sqs, &format!("chaos-{tag}"), 2).await;
 
     let shop_base = crate::shopify_sandbox();
     let ae_base = aliexpress_sandbox();
@@ -647,13 +618,12 @@ async fn setup(cfg: ChaosConfig) -> Ctx {
         notify.push(s % 2 == 0);
     }
     let app_key = format!("{}", 30_000_000 + fastrand::u32(..9_000_000));
-    sandbox_post(
+    crate::sandbox_ae_app(
         &ae_base,
-        "/_admin/apps",
         json!({"app_key": app_key, "app_secret": "chaos-secret", "calls_per_second": null, "ban_seconds": cfg.ban_seconds, "seed": cfg.seed}),
+        json!({"access_token": "chaos-ae", "refresh_token": "chaos-ae-r", "account": "chaos", "expires_in": 86400 * 30}),
     )
     .await;
-    sandbox_post(&ae_base, "/_admin/tokens", json!({"app_key": app_key, "access_token": "chaos-ae", "refresh_token": "chaos-ae-r", "account": "chaos", "expires_in": 86400 * 30})).await;
     let admin_token = format!("chaos-admin-token-{tag}-0123456789");
     let credentials = crate::credentials(json!({"admin_token": admin_token, "shops": creds}));
     // Shorter than the sandbox's `timeout_ms` (3 s): a timeout after success is seen as one.
@@ -697,14 +667,14 @@ async fn setup(cfg: ChaosConfig) -> Ctx {
             credentials: credentials.clone(),
             admin: Some(admin.clone()),
         },
-        api: Api {
+        api: Arc::new(Api {
             store: store.clone(),
             credentials: credentials.clone(),
             sync: Some(sync.clone()),
             place: None,
             connect: None,
             reconcile: None,
-        },
+        }),
     });
     // The reconciler and the subscription repair as the scheduled function wires them.
     let reconcile = ReconcileService {
@@ -1524,18 +1494,7 @@ async fn fast_forward_grace(ctx: &Ctx, plans: &[Plan]) -> u64 {
 }
 
 /// Every topic dropsync handles: a replay is made under each.
-const TOPICS: [&str; 10] = [
-    "orders/create",
-    "orders/updated",
-    "orders/paid",
-    "orders/cancelled",
-    "orders/fulfilled",
-    "orders/partially_fulfilled",
-    "app/uninstalled",
-    "customers/data_request",
-    "customers/redact",
-    "shop/redact",
-];
+const TOPICS: [&str; 10] = crate::HANDLED_TOPICS;
 
 /// A delivery as captured off the wire: its body, signed by its shop's secret.
 struct Captured {

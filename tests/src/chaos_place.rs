@@ -37,6 +37,7 @@
     clippy::too_many_lines
 )]
 
+use crate::LocalRouter as Local;
 use crate::{
     aliexpress_sandbox, apigw_request, aws_config, create_table, response_json, sandbox_get,
     sandbox_post, shopify_sandbox,
@@ -49,7 +50,7 @@ use dropsync_app::queue::SqsQueue;
 use dropsync_app::webhook::WebhookService;
 use dropsync_domain::placement::{PlacementState, SENDING_STALE_MS};
 use dropsync_domain::{Attention, OrderStatus, ShopDomain, history_is_valid};
-use dropsync_local::server::{Handler, serve};
+use dropsync_local::server::serve;
 use dropsync_shopify::admin::{AdminClient, AdminConfig};
 use dropsync_store::Store;
 use serde::Serialize;
@@ -227,22 +228,6 @@ pub fn scan_logs(logs: &str, stems: &[String], phones: &[String]) -> (u64, Vec<S
 }
 
 // ---------------------------------------------------------------------------------------------
-
-/// The local stack's HTTP server, as `local/src/main.rs` wires the webhook and the API.
-struct Local {
-    webhook: WebhookService<AdminClient>,
-    api: Arc<Api<IopClient, SqsQueue>>,
-}
-
-impl Handler for Local {
-    async fn call(&self, req: lambda_http::Request) -> lambda_http::Response<lambda_http::Body> {
-        if req.uri().path().trim_end_matches('/') == "/webhooks/shopify" {
-            dropsync_shopify_webhook::handle_request(&self.webhook, req).await
-        } else {
-            self.api.handle(req).await
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Path {
@@ -511,13 +496,12 @@ async fn setup(cfg: PlaceChaosConfig) -> Ctx {
         shops.push(shop);
     }
     let app_key = format!("{}", 40_000_000 + fastrand::u32(..9_000_000));
-    sandbox_post(
+    crate::sandbox_ae_app(
         &ae_base,
-        "/_admin/apps",
         json!({"app_key": app_key, "app_secret": "chaos-place-secret", "calls_per_second": null, "ban_seconds": cfg.ban_seconds, "seed": cfg.seed}),
+        json!({"access_token": "chaos-place-ae", "refresh_token": "chaos-place-ae-r", "account": format!("chaos-place-{tag}"), "expires_in": 86400 * 30}),
     )
     .await;
-    sandbox_post(&ae_base, "/_admin/tokens", json!({"app_key": app_key, "access_token": "chaos-place-ae", "refresh_token": "chaos-place-ae-r", "account": format!("chaos-place-{tag}"), "expires_in": 86400 * 30})).await;
 
     // Four products of three sellers, stocked for any run; ids of this run only.
     let base_id = 1_005_009_000_000_000 + u64::from(fastrand::u32(..90_000_000)) * 10;

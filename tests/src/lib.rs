@@ -51,6 +51,79 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// Creates an SQS queue on the emulator, named `prefix` made [`unique`]; returns its URL.
+pub async fn create_queue(client: &aws_sdk_sqs::Client, prefix: &str) -> String {
+    create_queue_named(client, unique(prefix), None).await
+}
+
+/// As [`create_queue`], with a visibility timeout (seconds) other than SQS's default 30.
+pub async fn create_queue_with_visibility(
+    client: &aws_sdk_sqs::Client,
+    prefix: &str,
+    seconds: u32,
+) -> String {
+    create_queue_named(client, unique(prefix), Some(seconds)).await
+}
+
+async fn create_queue_named(
+    client: &aws_sdk_sqs::Client,
+    name: String,
+    visibility_seconds: Option<u32>,
+) -> String {
+    let mut req = client.create_queue().queue_name(&name);
+    if let Some(seconds) = visibility_seconds {
+        req = req.attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            seconds.to_string(),
+        );
+    }
+    let out = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create queue {name}: {e:?}"));
+    out.queue_url().unwrap().to_owned()
+}
+
+/// Every webhook topic dropsync handles, written out here (not taken from the product) so a topic
+/// the product stops handling fails the tests that replay or generate deliveries under each.
+pub const HANDLED_TOPICS: [&str; 10] = [
+    "orders/create",
+    "orders/updated",
+    "orders/paid",
+    "orders/cancelled",
+    "orders/fulfilled",
+    "orders/partially_fulfilled",
+    "app/uninstalled",
+    "customers/data_request",
+    "customers/redact",
+    "shop/redact",
+];
+
+/// The router of `make local` (`local/src/main.rs`'s `Local`) over the real handlers: Shopify's
+/// webhooks to the webhook function, everything else to the API.
+pub struct LocalRouter {
+    pub webhook: dropsync_app::webhook::WebhookService<dropsync_shopify::admin::AdminClient>,
+    pub api: std::sync::Arc<
+        dropsync_api::Api<dropsync_aliexpress::IopClient, dropsync_app::queue::SqsQueue>,
+    >,
+}
+
+impl std::fmt::Debug for LocalRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalRouter").finish_non_exhaustive()
+    }
+}
+
+impl dropsync_local::server::Handler for LocalRouter {
+    async fn call(&self, req: lambda_http::Request) -> lambda_http::Response<lambda_http::Body> {
+        if req.uri().path().trim_end_matches('/') == "/webhooks/shopify" {
+            dropsync_shopify_webhook::handle_request(&self.webhook, req).await
+        } else {
+            self.api.handle(req).await
+        }
+    }
+}
+
 /// The infrastructure definitions extracted from template.yaml.
 pub fn infra() -> Value {
     let path = required_env("DROPSYNC_INFRA");
@@ -144,13 +217,8 @@ pub fn facts(financial: &str, updated_at_ms: i64, lines: &[(u64, u32)]) -> Shopi
         line_items: lines
             .iter()
             .map(|(id, q)| LineItem {
-                id: *id,
-                quantity: *q,
                 sku: Some(format!("SKU-{id}")),
-                product_id: None,
-                variant_id: None,
-                title: None,
-                fulfilled_quantity: 0,
+                ..LineItem::new(*id, *q)
             })
             .collect(),
         fulfillment_tracking: vec![],
@@ -216,6 +284,24 @@ pub async fn sandbox_post(base: &str, path: &str, body: Value) -> Value {
     let v: Value = res.json().await.unwrap_or(Value::Null);
     assert!(status.is_success(), "{path} -> {status}: {v}");
     v
+}
+
+/// Registers an app with the sandbox AliExpress at `base` (`app`: its `app_key`, `app_secret` and
+/// any limits or faults) and has the sandbox issue it a session (`session`: the tokens, account
+/// and lifetimes to use; the sandbox makes up what is missing): the session's tokens.
+pub async fn sandbox_ae_app(
+    base: &str,
+    app: Value,
+    mut session: Value,
+) -> dropsync_aliexpress::Tokens {
+    sandbox_post(base, "/_admin/apps", app.clone()).await;
+    session["app_key"] = app["app_key"].clone();
+    let t = sandbox_post(base, "/_admin/tokens", session).await;
+    dropsync_aliexpress::Tokens {
+        access_token: t["access_token"].as_str().unwrap().to_owned(),
+        refresh_token: t["refresh_token"].as_str().unwrap().to_owned(),
+        expire_time_ms: t["expire_time"].as_i64(),
+    }
 }
 
 /// GETs JSON from a sandbox admin endpoint.

@@ -59,11 +59,7 @@ def main():
               f"in {time.perf_counter() - t:.1f} s; the unmapped order stayed in awaiting_order")
         return 0
     finally:
-        demo.os.killpg(proc.pid, demo.signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except demo.subprocess.TimeoutExpired:
-            demo.os.killpg(proc.pid, demo.signal.SIGKILL)
+        demo.stop_stack(proc)
 
 
 if __name__ == "__main__":

@@ -223,24 +223,36 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_stack():
+def start_stack(log_path=None, who="demo"):
+    """Starts the local stack (`cargo run -p dropsync-local`) on a free port in its own process
+    group and waits for its /health: (process, base URL). `who` names the caller in errors."""
     port = free_port()
     env = dict(os.environ, PORT=str(port), LOCAL_POLL_INTERVAL_SECONDS="86400", RUST_LOG="warn")
-    log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"dropsync-demo-{port}.log"), "wb")
+    log_path = log_path or os.path.join(os.environ.get("TMPDIR", "/tmp"), f"dropsync-demo-{port}.log")
+    log = open(log_path, "wb")
     proc = subprocess.Popen(["cargo", "run", "-q", "-p", "dropsync-local"], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 600
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"demo: the local stack exited with {proc.returncode}; see {log.name}")
+            raise SystemExit(f"{who}: the local stack exited with {proc.returncode}; see {log.name}")
         try:
             if http("GET", f"{base}/health", timeout=2)[0] == 200:
                 return proc, base
         except OSError:
             pass
         time.sleep(0.2)
-    raise SystemExit("demo: the local stack did not become healthy")
+    raise SystemExit(f"{who}: the local stack did not become healthy")
+
+
+def stop_stack(proc):
+    """Interrupts the local stack's process group (cargo and the binary), killing it if it lingers."""
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def story(d):
@@ -402,11 +414,7 @@ def main():
                 pass
         return code
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_stack(proc)
 
 
 if __name__ == "__main__":

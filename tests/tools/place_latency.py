@@ -51,11 +51,7 @@ def main():
               f"({', '.join(f'{k}: {v}' for k, v in sorted(by_method.items()))})")
         return 0
     finally:
-        demo.os.killpg(proc.pid, demo.signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except demo.subprocess.TimeoutExpired:
-            demo.os.killpg(proc.pid, demo.signal.SIGKILL)
+        demo.stop_stack(proc)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,15 @@ first use (a few seconds; it only adds packages).
 """
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import demo  # noqa: E402  (the local stack's start and stop, as make demo does them)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PY = os.path.join(ROOT, ".venv", "bin", "python")
@@ -71,32 +72,6 @@ def http(method, url, body=None, headers=None, timeout=30):
         return e.code, e.read().decode(errors="replace")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_stack(logdir):
-    port = free_port()
-    env = dict(os.environ, PORT=str(port), LOCAL_POLL_INTERVAL_SECONDS="86400", RUST_LOG="warn")
-    log = open(os.path.join(logdir, "local-stack.log"), "wb")
-    proc = subprocess.Popen(["cargo", "run", "-q", "-p", "dropsync-local"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"schemathesis: the local stack exited with {proc.returncode}; see {log.name}")
-        try:
-            if http("GET", f"{base}/health", timeout=2)[0] == 200:
-                return proc, base
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("schemathesis: the local stack did not become healthy")
-
-
 def seed_order(base, shop):
     """One paid order in the sandbox Shopify, delivered to the stack as a signed webhook."""
     shopify = os.environ["SHOPIFY_ADMIN_URL"] + "/_admin"
@@ -118,7 +93,7 @@ def inner():
     shop = sorted(creds["shops"])[0]
     logdir = tempfile.mkdtemp(prefix="dropsync-schemathesis-")
     t0 = time.time()
-    proc, base = start_stack(logdir)
+    proc, base = demo.start_stack(os.path.join(logdir, "local-stack.log"), who="schemathesis")
     started = time.time() - t0
     try:
         order_id = seed_order(base, shop)
@@ -141,11 +116,7 @@ def inner():
             code = code or 1
         return code
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        demo.stop_stack(proc)
 
 
 def clean_env():

@@ -53,22 +53,14 @@ fn order(shop: &ShopDomain, id: u64) -> Order {
         fulfillment_status: None,
         line_items: vec![
             LineItem {
-                id: id * 10 + 1,
-                quantity: 2,
                 sku: Some("BOTTLE-500".into()),
-                product_id: None,
-                variant_id: None,
                 title: Some("Steel bottle".into()),
-                fulfilled_quantity: 0,
+                ..LineItem::new(id * 10 + 1, 2)
             },
             LineItem {
-                id: id * 10 + 2,
-                quantity: 1,
                 sku: Some("TENT-2P".into()),
-                product_id: None,
-                variant_id: None,
                 title: Some("Two-person tent".into()),
-                fulfilled_quantity: 0,
+                ..LineItem::new(id * 10 + 2, 1)
             },
         ],
         fulfillment_tracking: vec![],

@@ -216,15 +216,7 @@ async fn main() {
     create_table(&ddb, &table).await;
     let store = Store::new(ddb, table);
     let sqs = aws_sdk_sqs::Client::new(&conf);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("bench-q"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
+    let queue_url = dropsync_tests::create_queue(&sqs, "bench-q").await;
 
     // Sandboxes: a shop with a generous bucket (this measures dropsync, not Shopify's limits) and an
     // AliExpress app without a rate limit.
@@ -243,13 +235,12 @@ async fn main() {
     }
     let (shop_secret, load_secret) = (secret_of(&shop), secret_of(&load_shop));
     let app_key = format!("{}", 40_000_000 + fastrand::u32(..9_000_000));
-    sandbox_post(
+    dropsync_tests::sandbox_ae_app(
         &ae_base,
-        "/_admin/apps",
         json!({"app_key": app_key, "app_secret": "bench-secret"}),
+        json!({"access_token": "bench-ae", "refresh_token": "bench-ae-r", "account": "bench", "expires_in": 86400 * 30}),
     )
     .await;
-    sandbox_post(&ae_base, "/_admin/tokens", json!({"app_key": app_key, "access_token": "bench-ae", "refresh_token": "bench-ae-r", "account": "bench", "expires_in": 86400 * 30})).await;
     let admin_token = "bench-admin-token-0123456789";
     let creds = dropsync_tests::credentials(json!({
         "admin_token": admin_token,

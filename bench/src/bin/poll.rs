@@ -19,7 +19,7 @@
 
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use dropsync_aliexpress::{IopClient, IopConfig, MemoryTokenStore, Tokens};
+use dropsync_aliexpress::{IopClient, IopConfig, MemoryTokenStore};
 use dropsync_app::queue::SqsQueue;
 use dropsync_app::sync::SyncService;
 use dropsync_bench::{Metric, report};
@@ -90,15 +90,7 @@ fn order_for(shop: &ShopDomain, id: u64, ae: u64) -> Order {
         cancelled: false,
         test: false,
         fulfillment_status: None,
-        line_items: vec![LineItem {
-            id: 1,
-            quantity: 1,
-            sku: None,
-            product_id: None,
-            variant_id: None,
-            title: None,
-            fulfilled_quantity: 0,
-        }],
+        line_items: vec![LineItem::new(1, 1)],
         fulfillment_tracking: vec![],
     };
     let mut o = Order::from_shopify(shop.clone(), id, facts, "seed", 0);
@@ -121,26 +113,13 @@ async fn main() {
     let app_key = format!("9{:09}", fastrand::u32(..1_000_000_000));
     let secret = format!("secret-{app_key}");
     let account = format!("buyer-{app_key}");
-    admin(
-        &http,
+    let tokens = dropsync_tests::sandbox_ae_app(
         &base,
-        "/_admin/apps",
         json!({"app_key": app_key, "app_secret": secret, "calls_per_second": LIMIT,
                "latency_ms": LATENCY_MS, "ban_seconds": 1}),
+        json!({"account": account}),
     )
     .await;
-    let t = admin(
-        &http,
-        &base,
-        "/_admin/tokens",
-        json!({"app_key": app_key, "account": account}),
-    )
-    .await;
-    let tokens = Tokens {
-        access_token: t["access_token"].as_str().unwrap().to_owned(),
-        refresh_token: t["refresh_token"].as_str().unwrap().to_owned(),
-        expire_time_ms: t["expire_time"].as_i64(),
-    };
 
     // A fresh table whose every request is counted, and a tracking queue.
     let conf = aws_config().await;
@@ -154,15 +133,7 @@ async fn main() {
     create_table(&ddb, &table).await;
     let store = Store::new(ddb, table);
     let sqs = aws_sdk_sqs::Client::new(&conf);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("bench-poll-tracking"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
+    let queue_url = dropsync_tests::create_queue(&sqs, "bench-poll-tracking").await;
 
     // Seed: one AliExpress order (placed, unpaid) and one dropsync order per order, 32 at once.
     let seed_started = Instant::now();

@@ -34,7 +34,7 @@ use dropsync_domain::ops::{
 use dropsync_domain::{Order, OrderStatus, ShopDomain, ShopSettings};
 use dropsync_shopify::admin::{AdminClient, AdminConfig, documents};
 use dropsync_store::{Store, WriteKind};
-use dropsync_tests::{aws_config, facts, fresh_store, unique};
+use dropsync_tests::{aws_config, facts, fresh_store};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -387,19 +387,7 @@ async fn main() {
     );
 
     // The queue, filled by the poller's sender.
-    let url = sqs
-        .create_queue()
-        .queue_name(unique("bench-tracking"))
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-            "60",
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
+    let url = dropsync_tests::create_queue_with_visibility(&sqs, "bench-tracking", 60).await;
     let queue = SqsQueue::new(sqs.clone(), url.clone());
     let messages: Vec<PushMessage> = seeded
         .iter()

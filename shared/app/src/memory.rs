@@ -47,15 +47,7 @@ pub fn paid_facts(lines: &[(u64, u32)]) -> ShopifyFacts {
         fulfillment_status: None,
         line_items: lines
             .iter()
-            .map(|&(id, quantity)| dropsync_domain::LineItem {
-                id,
-                quantity,
-                sku: None,
-                product_id: None,
-                variant_id: None,
-                title: None,
-                fulfilled_quantity: 0,
-            })
+            .map(|&(id, quantity)| dropsync_domain::LineItem::new(id, quantity))
             .collect(),
         fulfillment_tracking: Vec::new(),
     }

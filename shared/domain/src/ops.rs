@@ -484,15 +484,7 @@ mod tests {
             cancelled: false,
             test: false,
             fulfillment_status: None,
-            line_items: vec![LineItem {
-                id: 1,
-                quantity: 1,
-                sku: None,
-                product_id: None,
-                variant_id: None,
-                title: None,
-                fulfilled_quantity: 0,
-            }],
+            line_items: vec![LineItem::new(1, 1)],
             fulfillment_tracking: vec![],
         };
         let shop = ShopDomain::parse("a.myshopify.com").unwrap();

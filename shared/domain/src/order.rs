@@ -106,6 +106,22 @@ pub struct LineItem {
     pub fulfilled_quantity: u32,
 }
 
+impl LineItem {
+    /// A line of `quantity` units, none fulfilled yet, with nothing else known of it (no SKU,
+    /// product, variant or title); set those with struct update syntax.
+    pub fn new(id: u64, quantity: u32) -> Self {
+        Self {
+            id,
+            quantity,
+            sku: None,
+            product_id: None,
+            variant_id: None,
+            title: None,
+            fulfilled_quantity: 0,
+        }
+    }
+}
+
 /// What a Shopify order event tells dropsync. Every field here is owned by Shopify: a webhook
 /// replaces them all at once, and nothing else writes them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -785,18 +801,7 @@ mod tests {
             cancelled: false,
             test: false,
             fulfillment_status: None,
-            line_items: lines
-                .iter()
-                .map(|(id, q)| LineItem {
-                    id: *id,
-                    quantity: *q,
-                    sku: None,
-                    product_id: None,
-                    variant_id: None,
-                    title: None,
-                    fulfilled_quantity: 0,
-                })
-                .collect(),
+            line_items: lines.iter().map(|(id, q)| LineItem::new(*id, *q)).collect(),
             fulfillment_tracking: vec![],
         }
     }

@@ -94,13 +94,8 @@ fn new_order() -> Order {
         fulfillment_status: None,
         line_items: (1..=3)
             .map(|id| LineItem {
-                id,
-                quantity: id as u32,
                 sku: Some(format!("SKU{id}")),
-                product_id: None,
-                variant_id: None,
-                title: None,
-                fulfilled_quantity: 0,
+                ..LineItem::new(id, id as u32)
             })
             .collect(),
         fulfillment_tracking: vec![],

@@ -68,24 +68,13 @@ async fn reservations_by_concurrent_processes_on_one_table_never_overlap() {
 async fn app(limit: u32) -> (String, Tokens) {
     let base = aliexpress_sandbox();
     let app_key = format!("32{}", fastrand::u32(1_000_000..9_999_999));
-    sandbox_post(
+    let t = dropsync_tests::sandbox_ae_app(
         &base,
-        "/_admin/apps",
         json!({"app_key": app_key, "app_secret": "pace-secret", "calls_per_second": limit, "ban_seconds": 0.3}),
+        json!({"account": "pace", "expires_in": 86_400}),
     )
     .await;
-    let t = sandbox_post(
-        &base,
-        "/_admin/tokens",
-        json!({"app_key": app_key, "account": "pace", "expires_in": 86_400}),
-    )
-    .await;
-    let tokens = Tokens {
-        access_token: t["access_token"].as_str().unwrap().to_owned(),
-        refresh_token: t["refresh_token"].as_str().unwrap().to_owned(),
-        expire_time_ms: t["expire_time"].as_i64(),
-    };
-    (app_key, tokens)
+    (app_key, t)
 }
 
 /// Three "Lambdas" (three clients, each configured for nearly the app key's whole rate) make 8 calls

@@ -74,17 +74,7 @@ impl Sandbox {
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
-        let resp = self
-            .http
-            .post(format!("{}{}", self.base, path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("sandbox unreachable at {}: {e}", self.base));
-        let status = resp.status();
-        let out: Value = resp.json().await.unwrap();
-        assert!(status.is_success(), "POST {path} {body}: {status} {out}");
-        out
+        dropsync_tests::sandbox_post(&self.base, path, body).await
     }
 
     async fn configure(&self, config: Value) {

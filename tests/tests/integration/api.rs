@@ -7,7 +7,7 @@
     clippy::panic
 )]
 
-use dropsync_aliexpress::{IopClient, IopConfig, MemoryTokenStore, Tokens};
+use dropsync_aliexpress::{IopClient, IopConfig, MemoryTokenStore};
 use dropsync_api::Api;
 use dropsync_app::queue::SqsQueue;
 use dropsync_app::sync::SyncService;
@@ -45,46 +45,24 @@ async fn fixture() -> Fixture {
     }));
     let ae_base = aliexpress_sandbox();
     let app_key = format!("{}", 100_000 + fastrand::u32(..900_000));
-    sandbox_post(
+    let ae_tokens = dropsync_tests::sandbox_ae_app(
         &ae_base,
-        "/_admin/apps",
         json!({"app_key": app_key, "app_secret": "api-secret"}),
-    )
-    .await;
-    sandbox_post(
-        &ae_base,
-        "/_admin/tokens",
-        json!({"app_key": app_key, "access_token": format!("tok-{app_key}"), "refresh_token": format!("ref-{app_key}"), "account": format!("acct-{app_key}"), "expires_in": 86400}),
+        json!({"access_token": format!("tok-{app_key}"), "refresh_token": format!("ref-{app_key}"), "account": format!("acct-{app_key}"), "expires_in": 86400}),
     )
     .await;
     let ae = IopClient::new(
         IopConfig {
             base_url: ae_base.clone(),
             calls_per_second: 50.0,
-            ..IopConfig::new(
-                app_key.clone(),
-                "api-secret",
-                Tokens {
-                    access_token: format!("tok-{app_key}"),
-                    refresh_token: format!("ref-{app_key}"),
-                    expire_time_ms: Some(dropsync_app::now_ms() + 86_400_000),
-                },
-            )
+            ..IopConfig::new(app_key.clone(), "api-secret", ae_tokens)
         },
         Arc::new(MemoryTokenStore::new()),
     )
     .unwrap();
     let conf = aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("api-q"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
+    let queue_url = dropsync_tests::create_queue(&sqs, "api-q").await;
     let sync = Arc::new(SyncService {
         store: store.clone(),
         ae: Arc::new(ae),

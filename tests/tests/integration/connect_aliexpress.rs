@@ -114,16 +114,7 @@ async fn consent(fx: &Fx) -> String {
     assert_eq!(status, 302);
     assert!(location.contains("/oauth/authorize?response_type=code&force_auth=true&redirect_uri="));
     assert!(location.contains(&format!("client_id={}", fx.app_key)));
-    let res = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(&location)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 302);
-    let back = res.headers()["location"].to_str().unwrap().to_owned();
+    let back = crate::connect_support::sandbox_consents(&location).await;
     back.strip_prefix(PUBLIC).unwrap().to_owned()
 }
 

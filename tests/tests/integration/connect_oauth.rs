@@ -562,16 +562,7 @@ async fn the_app_url_install_request_is_checked_then_goes_to_authorize_or_to_the
         location.starts_with(&format!("{}/admin/oauth/authorize?", fx.base)),
         "{location}"
     );
-    let res = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(&location)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 302);
-    let back = res.headers()["location"].to_str().unwrap().to_owned();
+    let back = sandbox_consents(&location).await;
     let path = back.strip_prefix(PUBLIC).unwrap();
     let (status, location, body) = raw(&fx, "GET", path, None).await;
     assert_eq!(status, 302, "{body}");

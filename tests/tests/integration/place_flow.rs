@@ -10,7 +10,7 @@
     clippy::panic
 )]
 
-use dropsync_aliexpress::{IopClient, IopConfig, MemoryTokenStore, Tokens};
+use dropsync_aliexpress::{IopClient, IopConfig, MemoryTokenStore};
 use dropsync_api::Api;
 use dropsync_app::place::{PlaceService, Placer};
 use dropsync_app::queue::SqsQueue;
@@ -66,16 +66,10 @@ async fn fixture() -> Fx {
     }));
     let ae_base = aliexpress_sandbox();
     let app_key = format!("{}", 100_000 + fastrand::u32(..900_000));
-    sandbox_post(
+    let ae_tokens = dropsync_tests::sandbox_ae_app(
         &ae_base,
-        "/_admin/apps",
         json!({"app_key": app_key, "app_secret": "place-secret"}),
-    )
-    .await;
-    sandbox_post(
-        &ae_base,
-        "/_admin/tokens",
-        json!({"app_key": app_key, "access_token": format!("tok-{app_key}"), "refresh_token": format!("ref-{app_key}"), "account": format!("acct-{app_key}"), "expires_in": 86400}),
+        json!({"access_token": format!("tok-{app_key}"), "refresh_token": format!("ref-{app_key}"), "account": format!("acct-{app_key}"), "expires_in": 86400}),
     )
     .await;
     let ae = Arc::new(
@@ -83,15 +77,7 @@ async fn fixture() -> Fx {
             IopConfig {
                 base_url: ae_base.clone(),
                 calls_per_second: 50.0,
-                ..IopConfig::new(
-                    app_key.clone(),
-                    "place-secret",
-                    Tokens {
-                        access_token: format!("tok-{app_key}"),
-                        refresh_token: format!("ref-{app_key}"),
-                        expire_time_ms: Some(dropsync_app::now_ms() + 86_400_000),
-                    },
-                )
+                ..IopConfig::new(app_key.clone(), "place-secret", ae_tokens)
             },
             Arc::new(MemoryTokenStore::new()),
         )
@@ -112,15 +98,7 @@ async fn fixture() -> Fx {
     });
     let conf = aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("place-q"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
+    let queue_url = dropsync_tests::create_queue(&sqs, "place-q").await;
     let sync = Arc::new(SyncService {
         store: store.clone(),
         ae: ae.clone(),
@@ -208,13 +186,8 @@ impl Fx {
                 .iter()
                 .zip(lines)
                 .map(|(lid, (v, q))| LineItem {
-                    id: *lid,
-                    quantity: *q,
-                    sku: None,
-                    product_id: None,
                     variant_id: Some(*v),
-                    title: None,
-                    fulfilled_quantity: 0,
+                    ..LineItem::new(*lid, *q)
                 })
                 .collect(),
             fulfillment_tracking: vec![],
@@ -979,15 +952,7 @@ async fn with_auto_place_on_a_paid_mapped_order_is_queued_by_its_webhook_and_pla
     let fx = fixture().await;
     let conf = aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
-    let url = sqs
-        .create_queue()
-        .queue_name(unique("auto-place-q"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
+    let url = dropsync_tests::create_queue(&sqs, "auto-place-q").await;
     let queue = dropsync_app::auto_place::SqsPlaceQueue::new(sqs.clone(), url.clone());
     let webhooks = dropsync_app::webhook::WebhookService {
         store: fx.store.clone(),

@@ -38,34 +38,15 @@ use std::time::Duration;
 // ---- the sandbox ----
 
 fn sandbox() -> String {
-    std::env::var("DROPSYNC_SHOPIFY_SANDBOX")
-        .map(|s| s.trim_end_matches('/').to_owned())
-        .unwrap_or_else(|_| {
-            panic!(
-                "DROPSYNC_SHOPIFY_SANDBOX is not set: run the tests through \
-                 `.venv/bin/python tests/tools/services.py -- cargo test -p dropsync-tests --test integration pusher_flow::`"
-            )
-        })
-}
-
-async fn sandbox_admin(method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let mut req = reqwest::Client::new().request(method, format!("{}/_admin{path}", sandbox()));
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let resp = req.send().await.expect("the sandbox answers");
-    let status = resp.status();
-    let body: Value = resp.json().await.expect("JSON from the sandbox admin API");
-    assert!(status.is_success(), "{path}: {status} {body}");
-    body
+    dropsync_tests::shopify_sandbox()
 }
 
 async fn post(path: &str, body: Value) -> Value {
-    sandbox_admin(reqwest::Method::POST, path, Some(body)).await
+    dropsync_tests::sandbox_post(&sandbox(), &format!("/_admin{path}"), body).await
 }
 
 async fn get(path: &str) -> Value {
-    sandbox_admin(reqwest::Method::GET, path, None).await
+    dropsync_tests::sandbox_get(&sandbox(), &format!("/_admin{path}")).await
 }
 
 /// Ids in the sandbox's admin JSON are integers or strings.

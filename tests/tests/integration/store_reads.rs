@@ -7,7 +7,8 @@
     clippy::panic
 )]
 
-use dropsync_domain::ShopSettings;
+use dropsync_domain::{ShopDomain, ShopSettings};
+use dropsync_store::Store;
 use dropsync_tests::{facts, fresh_store, shop};
 use std::time::Duration;
 
@@ -56,48 +57,42 @@ async fn an_update_decided_on_a_stale_read_redecides_on_what_is_stored_now() {
     assert!(now.order.needs_refetch);
 }
 
+/// Whether `store` answers that the shop asks Shopify to notify its customers.
+async fn notifies(store: &Store, s: &ShopDomain) -> bool {
+    store
+        .get_shop_cached(s)
+        .await
+        .unwrap()
+        .settings
+        .notify_customer
+}
+
+fn notify_customer(on: bool) -> ShopSettings {
+    ShopSettings {
+        notify_customer: on,
+        ..ShopSettings::default()
+    }
+}
+
 #[tokio::test]
 async fn a_cached_shop_record_is_served_until_this_instance_changes_it() {
     let plain = fresh_store().await;
     let cached = plain.clone().caching_shops(Duration::from_secs(3600));
     let s = shop("cached-settings");
-    let notifying = ShopSettings {
-        notify_customer: true,
-        ..ShopSettings::default()
-    };
-    plain.put_settings(&s, &notifying).await.unwrap();
-    assert!(
-        cached
-            .get_shop_cached(&s)
-            .await
-            .unwrap()
-            .settings
-            .notify_customer
-    );
+    plain
+        .put_settings(&s, &notify_customer(true))
+        .await
+        .unwrap();
+    assert!(notifies(&cached, &s).await);
 
     // Changed elsewhere: the cache still answers what it read (within its time-to-live)...
-    let quiet = ShopSettings {
-        notify_customer: false,
-        ..ShopSettings::default()
-    };
-    plain.put_settings(&s, &quiet).await.unwrap();
-    assert!(
-        cached
-            .get_shop_cached(&s)
-            .await
-            .unwrap()
-            .settings
-            .notify_customer
-    );
+    plain
+        .put_settings(&s, &notify_customer(false))
+        .await
+        .unwrap();
+    assert!(notifies(&cached, &s).await);
     // ...while an uncached read sees the change at once.
-    assert!(
-        !plain
-            .get_shop_cached(&s)
-            .await
-            .unwrap()
-            .settings
-            .notify_customer
-    );
+    assert!(!notifies(&plain, &s).await);
 
     // A change made through the caching store itself is never served stale.
     cached.set_active(&s, false).await.unwrap();

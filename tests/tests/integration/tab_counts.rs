@@ -121,6 +121,34 @@ async fn random_step(
     }
 }
 
+/// `writers` tasks at once, each taking `steps` random steps on orders `1..=orders` of the shop,
+/// its randomness seeded from `seed` and its index; returns when all are done.
+async fn race(
+    store: &Arc<Store>,
+    s: &ShopDomain,
+    writers: u64,
+    steps: usize,
+    orders: u64,
+    seed: u64,
+) {
+    let clock = Arc::new(AtomicI64::new(10));
+    let ae = Arc::new(AtomicU64::new(9_000_000));
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (store, s, clock, ae) = (store.clone(), s.clone(), clock.clone(), ae.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(seed + w);
+            for _ in 0..steps {
+                let id = rng.u64(1..=orders);
+                random_step(&store, &s, id, &mut rng, &clock, &ae).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn tab_counts_equal_a_recount_after_a_random_mix_of_webhooks_placements_and_merchant_actions()
 {
@@ -135,8 +163,6 @@ async fn tab_counts_equal_a_recount_after_a_random_mix_of_webhooks_placements_an
             .iter()
             .all(|(_, n)| *n == 0)
     );
-    let clock = Arc::new(AtomicI64::new(10));
-    let ae = Arc::new(AtomicU64::new(9_000_000));
     // Orders created by webhooks and by a direct insert (the poller's and the benches' path).
     for id in 1..=20u64 {
         store
@@ -169,20 +195,7 @@ async fn tab_counts_equal_a_recount_after_a_random_mix_of_webhooks_placements_an
     }
     // Four writers at once over the same 25 orders: races on one order go through the store's
     // conditional writes and their retries.
-    let mut tasks = Vec::new();
-    for w in 0..4u64 {
-        let (store, s, clock, ae) = (store.clone(), s.clone(), clock.clone(), ae.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut rng = fastrand::Rng::with_seed(0x7ab5 + w);
-            for _ in 0..40 {
-                let id = rng.u64(1..=25);
-                random_step(&store, &s, id, &mut rng, &clock, &ae).await;
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    race(&store, &s, 4, 40, 25, 0x7ab5).await;
     let recount = store.recount_by_status(&s).await.unwrap();
     assert_eq!(recount.iter().map(|(_, n)| n).sum::<u64>(), 25);
     assert!(
@@ -212,22 +225,7 @@ async fn concurrent_writers_on_the_same_orders_keep_the_counter_exact() {
     }
     // Sixteen writers on four orders: webhooks flipping paid and pending (the blind write and its
     // merge), placements and merchant actions, all racing.
-    let clock = Arc::new(AtomicI64::new(10));
-    let ae = Arc::new(AtomicU64::new(7_000_000));
-    let mut tasks = Vec::new();
-    for w in 0..16u64 {
-        let (store, s, clock, ae) = (store.clone(), s.clone(), clock.clone(), ae.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut rng = fastrand::Rng::with_seed(0xc0ffee + w);
-            for _ in 0..12 {
-                let id = rng.u64(1..=4);
-                random_step(&store, &s, id, &mut rng, &clock, &ae).await;
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    race(&store, &s, 16, 12, 4, 0xc0ffee).await;
     let recount = store.recount_by_status(&s).await.unwrap();
     assert_eq!(recount.iter().map(|(_, n)| n).sum::<u64>(), 4);
     assert_eq!(stored_counts(&store, &s).await, recount);

@@ -166,20 +166,10 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn topic() -> impl Strategy<Value = Option<String>> {
-    let known = prop::sample::select(vec![
-        "orders/create",
-        "orders/updated",
-        "orders/paid",
-        "orders/cancelled",
-        "orders/fulfilled",
-        "orders/partially_fulfilled",
-        "app/uninstalled",
-        "customers/data_request",
-        "customers/redact",
-        "shop/redact",
-        "fulfillments/create",
-        "ORDERS/CREATE",
-    ]);
+    // Every handled topic, one dropsync does not handle, and one in the wrong case.
+    let mut topics = dropsync_tests::HANDLED_TOPICS.to_vec();
+    topics.extend(["fulfillments/create", "ORDERS/CREATE"]);
+    let known = prop::sample::select(topics);
     prop_oneof![
         6 => known.prop_map(|t| Some(t.to_owned())),
         1 => "[ -~]{0,30}".prop_map(Some),

@@ -18,18 +18,7 @@ use dropsync_tests::{fresh_store, sandbox_post, shopify_sandbox, unique};
 use serde_json::{Value, json};
 use webhook_support::*;
 
-const TOPICS: [&str; 10] = [
-    "orders/create",
-    "orders/updated",
-    "orders/paid",
-    "orders/cancelled",
-    "orders/fulfilled",
-    "orders/partially_fulfilled",
-    "app/uninstalled",
-    "customers/data_request",
-    "customers/redact",
-    "shop/redact",
-];
+const TOPICS: [&str; 10] = dropsync_tests::HANDLED_TOPICS;
 
 struct Shop {
     domain: String,

@@ -17,13 +17,8 @@ fn order(lines: &[(u64, u64, u32)]) -> Order {
         line_items: lines
             .iter()
             .map(|(id, variant, q)| LineItem {
-                id: *id,
-                quantity: *q,
-                sku: None,
-                product_id: None,
                 variant_id: Some(*variant),
-                title: None,
-                fulfilled_quantity: 0,
+                ..LineItem::new(*id, *q)
             })
             .collect(),
         fulfillment_tracking: Vec::new(),

@@ -124,6 +124,21 @@ pub(crate) async fn raw(
     (status, location, body)
 }
 
+/// Follows an authorize redirect to the sandbox, which consents at once: where it sends the
+/// merchant back (the callback URL with its query).
+pub(crate) async fn sandbox_consents(authorize_url: &str) -> String {
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(authorize_url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 302);
+    res.headers()["location"].to_str().unwrap().to_owned()
+}
+
 /// Starts a connect and lets the sandbox "consent": the callback's query pairs.
 pub(crate) async fn consent(fx: &Fx, shop: &ShopDomain) -> Vec<(String, String)> {
     let (status, location, _) = raw(
@@ -141,16 +156,7 @@ pub(crate) async fn consent(fx: &Fx, shop: &ShopDomain) -> Vec<(String, String)>
     assert!(
         location.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fconnect%2Fshopify%2Fcallback")
     );
-    let res = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(&location)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 302);
-    let back = res.headers()["location"].to_str().unwrap().to_owned();
+    let back = sandbox_consents(&location).await;
     let (path, query) = back.split_once('?').unwrap();
     assert_eq!(path, format!("{PUBLIC}/connect/shopify/callback"));
     query

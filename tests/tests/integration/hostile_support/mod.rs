@@ -14,11 +14,10 @@ use dropsync_app::queue::SqsQueue;
 use dropsync_app::sync::SyncService;
 use dropsync_app::webhook::WebhookService;
 use dropsync_domain::ShopDomain;
-use dropsync_local::server::{Handler, serve};
-use dropsync_shopify::admin::AdminClient;
+use dropsync_local::server::serve;
 use dropsync_store::Store;
-use dropsync_tests::{aliexpress_sandbox, aws_config, fresh_store, sandbox_post, shop, unique};
-use lambda_http::{Body, Request, Response};
+pub use dropsync_tests::LocalRouter as Local;
+use dropsync_tests::{aliexpress_sandbox, aws_config, fresh_store, shop, unique};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,22 +25,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-/// The router of `make local` (`local/src/main.rs`'s `Local`), over the real handlers.
-pub struct Local {
-    pub webhook: WebhookService<AdminClient>,
-    pub api: Api<IopClient, SqsQueue>,
-}
-
-impl Handler for Local {
-    async fn call(&self, req: Request) -> Response<Body> {
-        if req.uri().path().trim_end_matches('/') == "/webhooks/shopify" {
-            dropsync_shopify_webhook::handle_request(&self.webhook, req).await
-        } else {
-            self.api.handle(req).await
-        }
-    }
-}
 
 /// A random secret-looking string with a recognisable prefix (so a leak is unmistakable).
 pub fn secret(prefix: &str) -> String {
@@ -120,16 +103,10 @@ async fn register_ae() -> AeSecrets {
         account: format!("acct-{app_key}"),
         app_key,
     };
-    sandbox_post(
+    dropsync_tests::sandbox_ae_app(
         &base,
-        "/_admin/apps",
         json!({"app_key": ae.app_key, "app_secret": ae.app_secret, "calls_per_second": 50}),
-    )
-    .await;
-    sandbox_post(
-        &base,
-        "/_admin/tokens",
-        json!({"app_key": ae.app_key, "access_token": ae.access_token,
+        json!({"access_token": ae.access_token,
                "refresh_token": ae.refresh_token, "account": ae.account, "expires_in": 86400,
                "refresh_expires_in": 172800}),
     )
@@ -185,15 +162,7 @@ impl Stack {
         .unwrap();
         let conf = aws_config().await;
         let sqs = aws_sdk_sqs::Client::new(&conf);
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(unique("hostile-q"))
-            .send()
-            .await
-            .unwrap()
-            .queue_url()
-            .unwrap()
-            .to_owned();
+        let queue_url = dropsync_tests::create_queue(&sqs, "hostile-q").await;
         let sync = Arc::new(SyncService {
             store: store.clone(),
             ae: Arc::new(iop),
@@ -206,14 +175,14 @@ impl Stack {
                 credentials: credentials.clone(),
                 admin: None,
             },
-            api: Api {
+            api: Arc::new(Api {
                 store: store.clone(),
                 credentials: credentials.clone(),
                 sync: Some(sync.clone()),
                 place: None,
                 connect: None,
                 reconcile: None,
-            },
+            }),
         });
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -65,33 +65,13 @@ impl AeApp {
         let mut body =
             json!({"app_key": app.app_key, "app_secret": app.secret, "calls_per_second": null});
         merge(&mut body, config);
-        app.post("/_admin/apps", body).await;
-        let t = app
-            .post(
-                "/_admin/tokens",
-                json!({"app_key": app.app_key, "account": app.account}),
-            )
-            .await;
-        app.tokens = Tokens {
-            access_token: t["access_token"].as_str().unwrap().to_owned(),
-            refresh_token: t["refresh_token"].as_str().unwrap().to_owned(),
-            expire_time_ms: t["expire_time"].as_i64(),
-        };
+        app.tokens =
+            dropsync_tests::sandbox_ae_app(&app.base, body, json!({"account": app.account})).await;
         app
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Value {
-        let resp = self
-            .http
-            .post(format!("{}{}", self.base, path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("AliExpress sandbox unreachable at {}: {e}", self.base));
-        let status = resp.status();
-        let out: Value = resp.json().await.unwrap();
-        assert!(status.is_success(), "POST {path} {body}: {status} {out}");
-        out
+        dropsync_tests::sandbox_post(&self.base, path, body).await
     }
 
     pub async fn configure(&self, config: Value) {
@@ -182,16 +162,7 @@ pub async fn fresh_queue() -> (SqsQueue, aws_sdk_sqs::Client) {
     (SqsQueue::new(client.clone(), url), client)
 }
 
-pub async fn create_queue(client: &aws_sdk_sqs::Client, prefix: &str) -> String {
-    let name = dropsync_tests::unique(prefix);
-    let out = client
-        .create_queue()
-        .queue_name(&name)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("create queue {name}: {e:?}"));
-    out.queue_url().unwrap().to_owned()
-}
+pub use dropsync_tests::create_queue;
 
 /// Receives (and deletes) every message now on the queue.
 pub async fn drain_bodies(client: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
@@ -318,13 +289,8 @@ pub fn shopify_facts(lines: &[(u64, u32, Option<&str>)]) -> ShopifyFacts {
         line_items: lines
             .iter()
             .map(|(id, q, sku)| LineItem {
-                id: *id,
-                quantity: *q,
                 sku: sku.map(str::to_owned),
-                product_id: None,
-                variant_id: None,
-                title: None,
-                fulfilled_quantity: 0,
+                ..LineItem::new(*id, *q)
             })
             .collect(),
         fulfillment_tracking: vec![],
