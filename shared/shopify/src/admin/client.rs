@@ -234,8 +234,9 @@ impl AdminClient {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let permit = self.limiter.acquire(shop_name, op).await;
+            let mut permit = self.limiter.acquire(shop_name, op).await;
             let Attempt { classified, sent } = self.send_once(&url, &token_header, &body).await;
+            permit.answered();
             if let Some(cost) = classified.cost {
                 // Feed the limiter before releasing the permit, so requests waiting for this
                 // (probe) answer see the reading.

@@ -5,7 +5,9 @@
 //! the unused part afterwards. Every answer reports the bucket (`throttleStatus`); between answers
 //! it refills at `restoreRate`. Before each request the limiter estimates what is free now, and
 //! waits until that covers the document's expected cost (the last `requestedQueryCost` seen for
-//! it, or its static estimate). What a request reserves locally is replaced by the next reading.
+//! it, or its static estimate). What a request reserves stays reserved until its own answer: a
+//! reading that comes back meanwhile (another request's) may have been taken before Shopify
+//! charged it, so the requests still out are subtracted from every reading.
 //!
 //! The state is per process and shared by every concurrent push of the instance. Other instances
 //! (concurrent Lambdas) spend the same bucket unseen, so the limiter also learns how fast the
@@ -116,6 +118,8 @@ struct ShopState {
     /// A request is out while the bucket is unknown: the others wait for its reading rather
     /// than all rushing a bucket that may be nearly empty (a cold Lambda with a full batch).
     probing: bool,
+    /// Points reserved by this instance's requests that are out and not answered yet.
+    in_flight: f64,
 }
 
 /// What to do now.
@@ -145,16 +149,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Held while a request is out; ends the probe when dropped, whatever the outcome.
+/// Held while a request is out; releases its reservation and ends the probe when dropped,
+/// whatever the outcome.
 #[derive(Debug)]
 pub(crate) struct Permit<'a> {
     limiter: &'a Limiter,
     shop: String,
     probe: bool,
+    reserved: f64,
+}
+
+impl Permit<'_> {
+    /// The request's answer is here: its cost is no longer out (the answer's reading, observed
+    /// next, shows what Shopify charged), though the probe lasts until the permit is dropped.
+    pub(crate) fn answered(&mut self) {
+        self.limiter.unreserve(&self.shop, self.reserved);
+        self.reserved = 0.0;
+    }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
+        self.answered();
         if self.probe
             && let Some(state) = lock(&self.limiter.shops).get_mut(&self.shop)
         {
@@ -199,6 +215,7 @@ impl Limiter {
 
     /// [`Limiter::decide`] for a request that needs `need` points free to run and is expected
     /// to keep `charge` of them: it waits for the first and reserves the second.
+    #[cfg(test)]
     pub(crate) fn decide_charging(
         &self,
         shop: &str,
@@ -207,23 +224,39 @@ impl Limiter {
         now: Instant,
         waited_long: bool,
     ) -> Decision {
+        self.decide_reserving(shop, need, charge, now, waited_long)
+            .0
+    }
+
+    /// One decision step for a request that needs `need` points free to run and is expected to
+    /// keep `charge` of them (it waits for the first and reserves the second): the decision,
+    /// and the points a `Go` reserved, to release on its answer.
+    fn decide_reserving(
+        &self,
+        shop: &str,
+        need: f64,
+        charge: f64,
+        now: Instant,
+        waited_long: bool,
+    ) -> (Decision, f64) {
         let mut shops = lock(&self.shops);
         let state = shops.entry(shop.to_owned()).or_default();
         match state.reading.as_mut() {
-            None if state.probing && !waited_long => Decision::Wait(PROBE_POLL),
-            None if state.probing => Decision::Go { probe: false },
+            None if state.probing && !waited_long => (Decision::Wait(PROBE_POLL), 0.0),
+            None if state.probing => (Decision::Go { probe: false }, 0.0),
             None => {
                 state.probing = true;
-                Decision::Go { probe: true }
+                (Decision::Go { probe: true }, 0.0)
             }
             Some(r) => match wait_for(r, need, now) {
-                Some(d) if !waited_long => Decision::Wait(d),
+                Some(d) if !waited_long => (Decision::Wait(d), 0.0),
                 _ => {
-                    // Reserve: the next request sees these points as taken until a reading
-                    // arrives (which reflects the charge, and Shopify's refund).
-                    r.available = r.available_at(now) - charge.min(need).min(r.maximum);
+                    // Reserve: the points count as taken until this request's answer.
+                    let reserved = charge.min(need).min(r.maximum).max(0.0);
+                    r.available = r.available_at(now) - reserved;
                     r.at = now;
-                    Decision::Go { probe: false }
+                    state.in_flight += reserved;
+                    (Decision::Go { probe: false }, reserved)
                 }
             },
         }
@@ -247,8 +280,8 @@ impl Limiter {
             } else {
                 PROBE_WAIT_CAP
             };
-            match self.decide_charging(shop, need, charge, now, waited >= cap) {
-                Decision::Go { probe } => {
+            match self.decide_reserving(shop, need, charge, now, waited >= cap) {
+                (Decision::Go { probe }, reserved) => {
                     if !waited.is_zero() {
                         tracing::debug!(
                             shop,
@@ -261,9 +294,10 @@ impl Limiter {
                         limiter: self,
                         shop: shop.to_owned(),
                         probe,
+                        reserved,
                     };
                 }
-                Decision::Wait(d) => {
+                (Decision::Wait(d), _) => {
                     tokio::select! {
                         () = tokio::time::sleep(d.min(MAX_SLEEP_SLICE)) => {}
                         () = changed => {}
@@ -279,7 +313,17 @@ impl Limiter {
             .is_some_and(|s| s.reading.is_some())
     }
 
-    /// Takes a `throttleStatus` reading as the truth about the shop's bucket at `now`.
+    /// Ends a request's reservation (see [`Permit::answered`]).
+    fn unreserve(&self, shop: &str, reserved: f64) {
+        if reserved > 0.0
+            && let Some(state) = lock(&self.shops).get_mut(shop)
+        {
+            state.in_flight = (state.in_flight - reserved).max(0.0);
+        }
+    }
+
+    /// Takes a `throttleStatus` reading as the truth about the shop's bucket at `now`, less what
+    /// this instance's requests still out have reserved (Shopify may not have charged them yet).
     pub(crate) fn observe(&self, shop: &str, status: &ThrottleStatus, now: Instant) {
         let sane = |x: f64| x.is_finite() && x >= 0.0;
         if !(sane(status.maximum_available)
@@ -290,10 +334,11 @@ impl Limiter {
         }
         let mut shops = lock(&self.shops);
         let state = shops.entry(shop.to_owned()).or_default();
-        let available = status.currently_available.min(status.maximum_available);
+        let reported = status.currently_available.min(status.maximum_available);
+        let available = reported - state.in_flight;
         let drain = match (state.reading, state.observed_at) {
             (Some(prev), Some(observed_at)) => {
-                drain_estimate(&prev, observed_at, status, available, now)
+                drain_estimate(&prev, observed_at, status, reported, available, now)
             }
             _ => 0.0,
         };
@@ -328,13 +373,15 @@ impl Limiter {
 }
 
 /// The others' spending rate after a new reading: what the previous reading (less this
-/// instance's reservations since) plus the full refill predicted, minus what Shopify reports,
-/// over the time between the readings, folded into the moving average. A full bucket says
-/// nothing about spending, so the estimate then decays.
+/// instance's reservations since) plus the full refill predicted, minus what Shopify reports
+/// (`reported`; `available` is that less this instance's requests still out), over the time
+/// between the readings, folded into the moving average. A full bucket says nothing about
+/// spending, so the estimate then decays.
 fn drain_estimate(
     prev: &Reading,
     observed_at: Instant,
     status: &ThrottleStatus,
+    reported: f64,
     available: f64,
     now: Instant,
 ) -> f64 {
@@ -344,7 +391,7 @@ fn drain_estimate(
     }
     let since_reservation = now.saturating_duration_since(prev.at).as_secs_f64();
     let predicted = prev.available + since_reservation * status.restore_rate;
-    if predicted >= status.maximum_available || available >= status.maximum_available {
+    if predicted >= status.maximum_available || reported >= status.maximum_available {
         return prev.drain * (1.0 - DRAIN_WEIGHT);
     }
     let sample = ((predicted - available) / interval.as_secs_f64()).max(0.0);
@@ -434,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn requests_reserve_their_cost_until_the_next_reading() {
+    fn requests_reserve_their_cost_until_they_are_answered() {
         let l = Limiter::default();
         let t0 = Instant::now();
         l.observe("a.myshopify.com", &status(50.0), t0);
@@ -448,10 +495,37 @@ mod tests {
             Decision::Wait(Duration::from_secs(1))
         );
         // The answer refunds most of the cost: its reading replaces the reservation.
+        l.unreserve("a.myshopify.com", 30.0);
         l.observe("a.myshopify.com", &status(48.0), t0);
         assert_eq!(
             l.decide("a.myshopify.com", 30.0, t0, false),
             Decision::Go { probe: false }
+        );
+    }
+
+    #[test]
+    fn a_reading_taken_before_a_request_was_charged_does_not_forget_it() {
+        let l = Limiter::default();
+        let t0 = Instant::now();
+        l.observe("a.myshopify.com", &status(50.0), t0);
+        // Two requests out at once: 10 points each.
+        for _ in 0..2 {
+            assert_eq!(
+                l.decide("a.myshopify.com", 10.0, t0, false),
+                Decision::Go { probe: false }
+            );
+        }
+        // The first one's answer shows only its own charge: 40 left by Shopify's count, but the
+        // second request is still out, so 30 are free for a third.
+        l.unreserve("a.myshopify.com", 10.0);
+        l.observe("a.myshopify.com", &status(40.0), t0);
+        assert_eq!(
+            l.decide("a.myshopify.com", 30.0, t0, false),
+            Decision::Go { probe: false }
+        );
+        assert_eq!(
+            l.decide("a.myshopify.com", 10.0, t0, false),
+            Decision::Wait(Duration::from_secs(1))
         );
     }
 
@@ -486,6 +560,7 @@ mod tests {
             limiter: &l,
             shop: "a.myshopify.com".to_owned(),
             probe: true,
+            reserved: 0.0,
         });
         assert_eq!(
             l.decide("a.myshopify.com", 1.0, t0, false),
