@@ -2,7 +2,7 @@
 
     python tests/tools/bench.py              # build, run everything, write the report
     python tests/tools/bench.py --report     # rewrite BENCHMARKS.md from target/bench/results.json
-    python tests/tools/bench.py --only dashboard   # run one benchmark, rewrite only its section
+    python tests/tools/bench.py --only dashboard   # run one benchmark, rewrite only its section (or push)
     python tests/tools/bench.py --only cold_start  # every deployed function's cold start (see COLD_START_PROFILE)
 
 Each benchmark binary (bench/src/bin/{lifecycle,poll,push,reconcile,dashboard}.rs) prints one `BENCH {json}` line per
@@ -686,7 +686,9 @@ def splice_section(r):
 
 # The benchmarks `--only` can run: a harness binary with its command line (after the binary), or
 # None for the cold start (this script's own measurement of the functions).
-ONLY = {"dashboard": lambda sizes: [str(sizes["DASHBOARD_ORDERS"])], "cold_start": None}
+ONLY = {"dashboard": lambda sizes: [str(sizes["DASHBOARD_ORDERS"])],
+        "push": lambda sizes: ["--packages", str(sizes["PUSH_PACKAGES"])],
+        "cold_start": None}
 
 
 def run_only(name, sizes):
@@ -816,7 +818,6 @@ def main():
     b = build_harness()
     log(f"harness built in {b['seconds']:.0f} s")
     results = []
-    overlap = os.environ.get("BENCH_SERIAL") != "1"
     logdir = tempfile.mkdtemp(prefix="dropsync-bench-")
     svc = services.Services(logdir)
     hbin = os.path.join(target_dir(), HARNESS_PROFILE)
@@ -834,16 +835,12 @@ def main():
                     r["extra"]["ran_alongside"] = [os.path.basename(d[2][0]) for d in done
                                                    if d[2] is not cmd] + alongside
                     results.append(r)
-        # The push is bound by the sandbox shops' cost buckets (100 points/s a shop), not by the
-        # machine: it runs while the functions build (unless BENCH_SERIAL=1). Everything
-        # else runs after, alone — the poll too: its bans count depends on sub-second pacing, which
-        # a machine busy linking disturbs (measured: 1.4 bans per 1,000 calls alongside the build,
-        # 0 alone).
-        handle = start_procs([push], benv) if overlap else None
+        # Every benchmark runs after the functions are built, alone. The poll and the push pace
+        # themselves to the second (the push from each answer's throttleStatus), and two fat-LTO
+        # links on two cores starve the sandboxes and the pacers alike: alongside the build the
+        # poll saw 1.4 bans per 1,000 calls and the push 2.7 % THROTTLED answers, alone 0 and 0.
         release_s = build_functions(cold_profile)
         log(f"functions built ({cold_profile}) in {release_s:.0f} s")
-        if handle:
-            collect(wait_procs(handle), [f"the `{cold_profile}` build of the functions"])
         t = time.time()
         results.append(cold_start(env, sizes["COLDSTART_RUNS"], cold_profile))
         results[-1]["extra"]["wall_seconds"] = round(time.time() - t, 1)
@@ -853,8 +850,7 @@ def main():
         collect(run_together([[os.path.join(hbin, "reconcile")]], benv), [])
         collect(run_together([[os.path.join(hbin, "dashboard"), str(sizes["DASHBOARD_ORDERS"])]], benv,
                              timeout=3600), [])
-        if not overlap:
-            collect(run_together([push], benv), [])
+        collect(run_together([push], benv), [])
     finally:
         svc.stop()
     t = time.time()
@@ -870,7 +866,7 @@ def main():
     doc = {"results": results, "environment": environment(),
            "load": dict(sampler.summary(), at_start=load0),
            "timing": {"total_seconds": round(total, 1), "harness_build_seconds": b["seconds"],
-                      "release_build_seconds": release_s, "push_during_release_build": overlap,
+                      "release_build_seconds": release_s, "push_during_release_build": False,
                       "cold_start_profile": cold_profile},
            "sizes": sizes, "cold_start_profile": cold_profile,
            "sizes_text": f"{sizes['COLDSTART_RUNS']} cold starts per binary; {sizes['LOAD_WEBHOOKS']:,} webhooks under "
